@@ -1,0 +1,154 @@
+"""The Alpaca device emulator: ``Emulator`` is its public face.
+
+    with Emulator() as emu:                 # one device of each type, on a free port
+        cam = alpaca.camera.Camera(emu.address, 0)
+
+Everything an emulator holds (devices, clock, transaction counter) belongs to that instance,
+so several emulators in one process, or one per pytest-xdist worker, never share state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Emulator", "__version__"]
+
+
+class Emulator:
+    """Serve simulated Alpaca devices in the background of this process.
+
+    ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
+    path to a TOML file; None serves one device of each type. ``time_scale`` and ``seed``
+    override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
+    """
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        time_scale: float | None = None,
+        seed: int | None = None,
+        discovery_port: int | None = None,
+    ) -> None:
+        from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+
+        if config is None:
+            cfg = default_config()
+        elif isinstance(config, EmulatorConfig):
+            cfg = config.model_copy(deep=True)
+        elif isinstance(config, dict):
+            cfg = config_from_dict(config)
+        elif isinstance(config, (str, Path)):
+            cfg = load_config(config)
+        else:
+            raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
+        if time_scale is not None:
+            cfg.emulator.time_scale = time_scale
+        if seed is not None:
+            cfg.emulator.seed = seed
+        self.config = cfg
+        self.host = host
+        self._requested_port = port
+        self._threads = threads
+        self._discovery_port = discovery_port
+        self._server = None
+        self._discovery = None
+        self.registry = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> "Emulator":
+        from emulator.app import build_app
+        from emulator.discovery import DiscoveryResponder
+        from emulator.registry import Registry
+        from emulator.server import BackgroundServer
+
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        self.registry = Registry(self.config)
+        self.app = build_app(self.registry)
+        self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads)
+        try:
+            if self._discovery_port is not None:
+                self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port)
+                self._discovery.start()
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.stop()
+            self._discovery = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- where it is -------------------------------------------------------------------------------
+
+    def _running(self):
+        if self._server is None:
+            raise RuntimeError("emulator is not running: use it as a context manager or call start()")
+        return self._server
+
+    @property
+    def port(self) -> int:
+        return self._running().port
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as alpyca takes it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def discovery_port(self) -> int | None:
+        return self._discovery.port if self._discovery is not None else None
+
+    @property
+    def clock(self):
+        return self.registry.clock
+
+    # -- devices -----------------------------------------------------------------------------------
+
+    def device(self, device_type: str, number: int = 0):
+        """The simulated device model (for assertions and direct state changes)."""
+        self._running()
+        dev = self.registry.get(device_type.lower(), number)
+        if dev is None:
+            raise KeyError(f"no {device_type} device {number} in this emulator")
+        return dev
+
+    def get_state(self, device_type: str, number: int = 0) -> dict[str, Any]:
+        dev = self.device(device_type, number)
+        with dev.lock:
+            return dev.get_state()
+
+    def set_state(self, device_type: str, number: int = 0, **values: Any) -> dict[str, Any]:
+        """Set simulated state, e.g. ``emu.set_state("safetymonitor", IsSafe=False)``."""
+        dev = self.device(device_type, number)
+        with dev.lock:
+            dev.set_state(values)
+            return dev.get_state()
+
+    def reset(self) -> None:
+        """Restore every device to its configured state."""
+        self._running()
+        self.registry.reset()

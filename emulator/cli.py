@@ -1,0 +1,80 @@
+"""``alpaca-emulator``: serve the emulator until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from emulator.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alpaca-emulator", description="Serve simulated ASCOM Alpaca devices.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=11111, help="HTTP port (default 11111; 0 picks a free port)")
+    p.add_argument("--config", metavar="FILE", help="TOML config (default: one device of each type)")
+    p.add_argument(
+        "--discovery-port",
+        type=int,
+        default=32227,
+        help="UDP discovery port (default 32227; 0 picks a free port; -1 turns discovery off)",
+    )
+    p.add_argument("--no-discovery", action="store_true", help="turn UDP discovery off")
+    p.add_argument("--time-scale", type=float, default=None, help="simulated seconds per wall second (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="seed for synthetic data and random faults")
+    p.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log requests and device events")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    from emulator import Emulator
+
+    if args.time_scale is not None and not args.time_scale > 0:
+        print(f"alpaca-emulator: --time-scale must be > 0, got {args.time_scale}", file=sys.stderr)
+        return 2
+    discovery = None if (args.no_discovery or args.discovery_port < 0) else args.discovery_port
+    try:
+        emu = Emulator(
+            args.config,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            time_scale=args.time_scale,
+            seed=args.seed,
+            discovery_port=discovery,
+        )
+        emu.start()
+    except ConfigError as exc:
+        print(f"alpaca-emulator: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"alpaca-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+    done = threading.Event()
+
+    def _stop(signum, frame):  # noqa: ARG001
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(f"listening on {emu.url}", flush=True)
+    if emu.discovery_port is not None:
+        print(f"discovery on udp://{args.host}:{emu.discovery_port}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

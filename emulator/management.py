@@ -1,0 +1,119 @@
+"""Management API (reference section 4.2) and the HTML setup pages (section 4.1)."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import falcon
+
+from emulator.devices import DEVICE_CLASSES
+from emulator.protocol import Params, envelope, parse_form
+
+if TYPE_CHECKING:
+    from emulator.app import ServerTransactions
+    from emulator.registry import Registry
+
+
+class _Management:
+    def __init__(self, registry: "Registry", transactions: "ServerTransactions") -> None:
+        self.registry = registry
+        self.transactions = transactions
+
+    def value(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = Params("GET", parse_form(req.query_string))
+        resp.content_type = "application/json"
+        resp.data = envelope(params.client_transaction_id(), self.transactions.next(), self.value(), has_value=True)
+
+
+class ApiVersions(_Management):
+    def value(self):
+        return [1]
+
+
+class Description(_Management):
+    def value(self):
+        s = self.registry.config.emulator
+        from emulator import __version__
+
+        return {
+            "ServerName": s.server_name,
+            "Manufacturer": s.manufacturer,
+            "ManufacturerVersion": __version__,
+            "Location": s.location,
+        }
+
+
+class ConfiguredDevices(_Management):
+    def value(self):
+        return self.registry.configured_devices()
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _state_table(state: dict) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in state.items())
+    return f"<table>{rows}</table>"
+
+
+class SetupPage:
+    """``/setup``: the devices this emulator serves, with their state."""
+
+    def __init__(self, registry: "Registry") -> None:
+        self.registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        rows = []
+        for d in sorted(self.registry, key=lambda d: (d.device_type, d.number)):
+            with d.lock:
+                state = d.get_state()
+            link = f"/setup/v1/{d.device_type}/{d.number}/setup"
+            rows.append(
+                f"<tr><td><a href='{link}'>{html.escape(d.device_type)} {d.number}</a></td>"
+                f"<td>{html.escape(d.name)}</td><td>{_state_table(state)}</td></tr>"
+            )
+        body = "<table><tr><th>device</th><th>name</th><th>state</th></tr>" + "".join(rows) + "</table>"
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = _PAGE.format(title=html.escape(self.registry.config.emulator.server_name), body=body)
+
+
+class DeviceSetupPage:
+    """``/setup/v1/{type}/{n}/setup``: one device's configuration and state."""
+
+    def __init__(self, registry: "Registry") -> None:
+        self.registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str) -> None:
+        device = None
+        if device_type in DEVICE_CLASSES and device_number.isdigit():
+            device = self.registry.get(device_type, int(device_number))
+        if device is None:
+            resp.status = falcon.HTTP_400
+            resp.content_type = "text/plain; charset=utf-8"
+            resp.text = f"no {device_type} device {device_number}"
+            return
+        with device.lock:
+            state = device.get_state()
+        body = (
+            f"<h2>{html.escape(device.name)}</h2><h3>State</h3>{_state_table(state)}"
+            f"<h3>Configuration</h3>{_state_table(device.config.model_dump())}"
+            "<p>Configure devices with a TOML file: <code>alpaca-emulator --config FILE</code>.</p>"
+        )
+        resp.content_type = "text/html; charset=utf-8"
+        resp.text = _PAGE.format(title=f"Setup: {html.escape(device_type)} {device.number}", body=body)
+
+
+def add_management_routes(app: falcon.App, registry: "Registry", transactions: "ServerTransactions") -> None:
+    app.add_route("/management/apiversions", ApiVersions(registry, transactions))
+    app.add_route("/management/v1/description", Description(registry, transactions))
+    app.add_route("/management/v1/configureddevices", ConfiguredDevices(registry, transactions))
+    app.add_route("/setup", SetupPage(registry))
+    app.add_route("/setup/v1/{device_type}/{device_number}/setup", DeviceSetupPage(registry))

@@ -1,0 +1,61 @@
+"""The emulator serves, stops cleanly, and keeps instances apart."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+from alpaca.safetymonitor import SafetyMonitor
+
+from emulator import Emulator
+from emulator.config import ConfigError
+
+
+def test_serves_on_free_port_and_releases_it():
+    with Emulator() as emu:
+        port = emu.port
+        assert emu.address == f"127.0.0.1:{port}"
+        assert requests.get(f"{emu.url}/management/apiversions", timeout=5).json()["Value"] == [1]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/management/apiversions", timeout=2)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))  # the port is free again
+    s.close()
+
+
+def test_two_emulators_never_share_state():
+    with Emulator() as a, Emulator() as b:
+        assert a.port != b.port
+        sa, sb = SafetyMonitor(a.address, 0), SafetyMonitor(b.address, 0)
+        sa.Connected = True
+        sb.Connected = True
+        a.set_state("safetymonitor", IsSafe=False)
+        assert sa.IsSafe is False
+        assert sb.IsSafe is True
+        # transaction counters are per emulator
+        ra = requests.get(f"{a.url}/api/v1/safetymonitor/0/issafe", timeout=5).json()
+        rb = requests.get(f"{b.url}/api/v1/safetymonitor/0/issafe", timeout=5).json()
+        assert ra["ServerTransactionID"] == rb["ServerTransactionID"]
+
+
+def test_bad_config_names_the_key(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[[devices]]\ntype = "safetymonitor"\nis_safe = "maybe"\n')
+    with pytest.raises(ConfigError) as info:
+        Emulator(cfg)
+    msg = str(info.value)
+    assert str(cfg) in msg and "devices[0].is_safe" in msg
+
+
+def test_unknown_device_type_in_config(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[[devices]]\ntype = "telescop"\n')
+    with pytest.raises(ConfigError, match="unknown device type 'telescop'"):
+        Emulator(cfg)
+
+
+def test_duplicate_device_number_rejected():
+    with pytest.raises(ConfigError, match="configured twice"):
+        Emulator({"devices": [{"type": "focuser", "number": 1}, {"type": "focuser", "number": 1}]})

@@ -30,7 +30,7 @@ class FocuserConfig(DeviceConfig):
     absolute: bool = Field(True, description="Absolute: Move takes a position (False: a relative step distance)")
     max_step: int = Field(50000, ge=1, le=2147483647, description="MaxStep: the highest position")
     max_increment: int | None = Field(None, ge=1, description="MaxIncrement: largest single move (default: max_step)")
-    initial_position: int = Field(25000, ge=0, description="Position at start (steps)")
+    initial_position: int | None = Field(None, ge=0, description="Position at start (steps; default: max_step / 2)")
     speed_steps_s: float = Field(1000.0, gt=0, le=1e7, description="Move speed (steps per simulated second)")
     step_size_um: float | None = Field(4.0, gt=0, description="StepSize in microns (None: NotImplemented)")
     can_halt: bool = Field(True, description="Halt stops a move (False: Halt is NotImplemented)")
@@ -46,7 +46,7 @@ class FocuserConfig(DeviceConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> "FocuserConfig":
-        if self.initial_position > self.max_step:
+        if self.initial_position is not None and self.initial_position > self.max_step:
             raise ValueError(f"initial_position {self.initial_position} is beyond max_step {self.max_step}")
         if self.max_increment is not None and self.max_increment > self.max_step:
             raise ValueError(f"max_increment {self.max_increment} is larger than max_step {self.max_step}")
@@ -65,7 +65,8 @@ class Focuser(Device):
         self.config: FocuserConfig = config
         self._max_increment = config.max_increment or config.max_step
         # at rest: _pos; moving: (start time, start position, target)
-        self._pos = float(config.initial_position)
+        start = config.initial_position if config.initial_position is not None else config.max_step // 2
+        self._pos = float(start)
         self._motion: tuple[float, float, float] | None = None
         self._stuck = False
         self._tempcomp = False

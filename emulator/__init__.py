@@ -9,12 +9,15 @@ so several emulators in one process, or one per pytest-xdist worker, never share
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
 
 __all__ = ["Emulator", "__version__"]
+
+log = logging.getLogger(__name__)
 
 
 class Emulator:
@@ -23,6 +26,11 @@ class Emulator:
     ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
     path to a TOML file; None serves one device of each type. ``time_scale`` and ``seed``
     override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
+
+    ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
+    request log (:class:`emulator.traffic.TrafficLog`). ``control`` False turns the HTTP control
+    API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
+    serves loopback clients only).
     """
 
     def __init__(
@@ -35,8 +43,13 @@ class Emulator:
         time_scale: float | None = None,
         seed: int | None = None,
         discovery_port: int | None = None,
+        control: bool = True,
+        control_token: str | None = None,
+        traffic_maxlen: int = 10000,
     ) -> None:
         from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+        from emulator.faults import FaultSet
+        from emulator.traffic import TrafficLog
 
         if config is None:
             cfg = default_config()
@@ -60,23 +73,41 @@ class Emulator:
         self._server = None
         self._discovery = None
         self.registry = None
+        self.control = control
+        self.control_token = control_token or None
+        self.faults = FaultSet(_ClockRef(self), cfg.emulator.seed)
+        self.traffic = TrafficLog(traffic_maxlen)
+        self._config_rules_added = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Emulator":
-        from emulator.app import build_app
+        from emulator.app import ServerTransactions, build_app
         from emulator.discovery import DiscoveryResponder
         from emulator.registry import Registry
         from emulator.server import BackgroundServer
+        from emulator.sockets import FaultLayer
 
         if self._server is not None:
             raise RuntimeError("emulator already started")
         self.registry = Registry(self.config)
-        self.app = build_app(self.registry)
-        self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads)
+        transactions = ServerTransactions()
+        self.app = build_app(self.registry, transactions)
+        if self.control:
+            from emulator.control import add_control_routes, is_loopback
+
+            add_control_routes(self.app, self, self.control_token)
+            if self.control_token is None and not is_loopback(self.host):
+                log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
+        if not self._config_rules_added:
+            self._config_rules_added = True
+            for spec in self.config.faults:
+                self.faults.add(spec)
+        layer = FaultLayer(self.faults, self.traffic, self.registry.clock, transactions)
+        self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads, layer=layer)
         try:
             if self._discovery_port is not None:
-                self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port)
+                self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
             self._server.start()
         except BaseException:
@@ -149,6 +180,18 @@ class Emulator:
             return dev.get_state()
 
     def reset(self) -> None:
-        """Restore every device to its configured state."""
+        """Restore every device to its configured state and remove every fault rule (config ones too)."""
         self._running()
+        self.faults.clear()
         self.registry.reset()
+
+
+class _ClockRef:
+    """The running emulator's simulation clock, for fault rules added before or after start."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self._emu = emu
+
+    def now(self) -> float:
+        registry = self._emu.registry
+        return registry.clock.now() if registry is not None else 0.0

@@ -9,6 +9,11 @@
     number = 0
     width = 1024           # options of that type (see emulator/devices/<type>.py)
 
+    [[faults]]             # fault rules active from the start (see emulator/faults.py)
+    name = "slow images"
+    match = { device_type = "camera", member = "imagearray" }
+    action = { kind = "latency", ms = 500 }
+
 Without a config the emulator serves one device of each of the ten types as device number 0.
 """
 
@@ -21,6 +26,7 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emulator.devices import DEVICE_CLASSES
+from emulator.faults import ACTION_KINDS, RuleSpec
 
 DeviceConfigAny = Annotated[
     Union[tuple(cls.config_class for cls in DEVICE_CLASSES.values())],  # type: ignore[valid-type]
@@ -47,6 +53,7 @@ class EmulatorConfig(BaseModel):
 
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     devices: list[DeviceConfigAny] = Field(default_factory=list)  # type: ignore[valid-type]
+    faults: list[RuleSpec] = Field(default_factory=list, description="Fault rules active from the start")
 
     @model_validator(mode="after")
     def _unique_numbers(self) -> "EmulatorConfig":
@@ -79,6 +86,8 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
         if skip_tag:
             skip_tag = False
             continue
+        if i > 0 and loc[i - 1] == "action" and part in ACTION_KINDS:
+            continue  # the action-kind tag of a fault rule, likewise
         out += f".{part}" if out else str(part)
     return out or "(top level)"
 
@@ -88,7 +97,10 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
     for err in exc.errors():
         where = _format_loc(tuple(err["loc"]))
         msg = err["msg"]
-        if err["type"] == "union_tag_invalid":
+        if err["type"] == "union_tag_invalid" and isinstance(err.get("input"), dict) and "kind" in err["input"]:
+            where = f"{where}.kind"
+            msg = f"unknown fault action kind {err['input']['kind']!r}; valid kinds: {', '.join(ACTION_KINDS)}"
+        elif err["type"] == "union_tag_invalid":
             msg = f"unknown device type {err['input']['type']!r}; valid types: {', '.join(sorted(DEVICE_CLASSES))}" if isinstance(err.get("input"), dict) else msg
         elif err["type"] == "extra_forbidden":
             msg = "unknown key"

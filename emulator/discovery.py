@@ -11,6 +11,7 @@ import logging
 import select
 import socket
 import threading
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,16 @@ DEFAULT_DISCOVERY_PORT = 32227
 class DiscoveryResponder:
     """Answers discovery datagrams on ``host:port`` (port 0 = a free port) in a thread."""
 
-    def __init__(self, alpaca_port: int, host: str = "127.0.0.1", port: int = DEFAULT_DISCOVERY_PORT) -> None:
+    def __init__(
+        self,
+        alpaca_port: int,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_DISCOVERY_PORT,
+        hook: Callable[[bytes, tuple, bytes | None], bytes | None] | None = None,
+    ) -> None:
         self.alpaca_port = alpaca_port
+        #: ``hook(data, addr, reply) -> reply``: fault injection and traffic logging plug in here.
+        self.hook = hook
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
@@ -35,9 +44,10 @@ class DiscoveryResponder:
 
     def reply_for(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
         """The reply to one datagram, or None to stay silent. A seam for fault injection."""
-        if data.strip() != DISCOVERY_MESSAGE:
-            return None
-        return json.dumps({"AlpacaPort": self.alpaca_port}).encode()
+        reply = json.dumps({"AlpacaPort": self.alpaca_port}).encode() if data.strip() == DISCOVERY_MESSAGE else None
+        if self.hook is not None:
+            reply = self.hook(data, addr, reply)
+        return reply
 
     def _serve(self) -> None:
         while True:

@@ -23,12 +23,27 @@ class BackgroundServer:
 
     server_class: type[TcpWSGIServer] = TcpWSGIServer
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0, threads: int = 8, **adjustments: Any) -> None:
+    def __init__(
+        self,
+        app: Callable,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        layer: Any = None,
+        **adjustments: Any,
+    ) -> None:
+        """``layer`` (an :class:`emulator.sockets.FaultLayer`) serves through the fault layer."""
         adjustments.setdefault("channel_timeout", 300)
         adjustments.setdefault("connection_limit", 1000)
         adjustments.setdefault("ident", "alpaca-rehearsal")
         adjustments.setdefault("clear_untrusted_proxy_headers", False)
-        self.server = self.server_class(app, host=host, port=port, threads=threads, **adjustments)
+        self.layer = layer
+        if layer is not None:
+            from emulator.sockets import FaultServer
+
+            self.server = FaultServer(app, layer, host=host, port=port, threads=threads, **adjustments)
+        else:
+            self.server = self.server_class(app, host=host, port=port, threads=threads, **adjustments)
         self.host = str(self.server.effective_host)
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
@@ -47,7 +62,9 @@ class BackgroundServer:
             self._stopped.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close every socket, end the loop thread and the worker threads."""
+        """Close every socket, end the loop thread and the worker threads (and fault timers)."""
+        if self.layer is not None:
+            self.layer.stop()
         if self._thread is None:
             self._close_all()
             self.server.task_dispatcher.shutdown(timeout=timeout)

@@ -1,0 +1,236 @@
+"""The control API, ``/emulator/v1/``: steer a running emulator over HTTP, in JSON.
+
+    GET    /emulator/v1/faults                  the rules, in the order they apply
+    POST   /emulator/v1/faults                  add a rule -> 201 and the rule with its "id"
+    DELETE /emulator/v1/faults                  remove every rule
+    GET    /emulator/v1/faults/{id}             one rule, with its "matched"/"fired" counters
+    DELETE /emulator/v1/faults/{id}             remove one rule
+    GET    /emulator/v1/traffic                 the request log; filters as query parameters:
+                                                device_type, device_number, member, verb, since, rule, limit
+    DELETE /emulator/v1/traffic                 clear it
+    GET    /emulator/v1/devices/{type}/{n}/state   simulated state, e.g. {"IsSafe": true, ...}
+    PUT    /emulator/v1/devices/{type}/{n}/state   set some of it: {"IsSafe": false}
+    POST   /emulator/v1/reset                   configured device state back, every rule removed
+
+It lives outside ``/api/`` and ``/management/`` so a conformance checker never sees it, and its
+errors are JSON with a 4xx status (the Alpaca 400-plain-text rule is for the Alpaca namespace).
+Fault rules never match it and the traffic log never records it, so a rule can always be
+removed. Access: with a token, every call needs ``Authorization: Bearer <token>`` (or
+``X-Control-Token``); without one, only loopback clients are served.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import falcon
+
+from emulator.faults import FaultRuleError
+
+if TYPE_CHECKING:
+    from emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/emulator/v1"
+JSON = "application/json"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _send(resp: falcon.Response, status: int, doc: Any) -> None:
+    resp.status = status
+    resp.content_type = JSON
+    resp.data = json.dumps(doc).encode()
+
+
+def _error(resp: falcon.Response, status: int, message: str, **extra: Any) -> None:
+    _send(resp, status, {"error": message, **extra})
+
+
+def _read_json(req: falcon.Request, resp: falcon.Response) -> tuple[bool, Any]:
+    """The request body as JSON; on failure answers 400 and returns (False, None)."""
+    raw = req.bounded_stream.read(req.content_length or 0) if req.content_length else req.bounded_stream.read()
+    try:
+        return True, json.loads(raw or b"null")
+    except ValueError as exc:
+        _error(resp, 400, f"request body is not valid JSON: {exc}")
+        return False, None
+
+
+class _Resource:
+    def __init__(self, emu: "Emulator", token: str | None) -> None:
+        self.emu = emu
+        self.token = token
+
+    def allowed(self, req: falcon.Request, resp: falcon.Response) -> bool:
+        """Token check, or loopback-only when there is no token; answers 401/403 itself."""
+        if self.token is None:
+            if is_loopback(req.remote_addr or ""):
+                return True
+            _error(resp, 403, "the control API is served beyond loopback only with a control token (--control-token)")
+            return False
+        given = req.get_header("X-Control-Token") or ""
+        auth = req.get_header("Authorization") or ""
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+            return True
+        _error(resp, 401, "missing or wrong control token (send 'Authorization: Bearer <token>')")
+        return False
+
+
+class FaultsResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            _send(resp, 200, [r.as_dict() for r in self.emu.faults.list()])
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        try:
+            rule = self.emu.faults.add(doc)
+        except FaultRuleError as exc:
+            _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+            return
+        _send(resp, 201, rule.as_dict())
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            n = len(self.emu.faults)
+            self.emu.faults.clear()
+            _send(resp, 200, {"removed": n})
+
+
+class FaultResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        try:
+            _send(resp, 200, self.emu.faults.get(rule_id).as_dict())
+        except KeyError:
+            _error(resp, 404, f"no fault rule with id {rule_id!r}")
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        try:
+            self.emu.faults.remove(rule_id)
+        except KeyError:
+            _error(resp, 404, f"no fault rule with id {rule_id!r}")
+            return
+        _send(resp, 200, {"removed": rule_id})
+
+
+_TRAFFIC_FILTERS = {"device_type": str, "device_number": int, "member": str, "verb": str, "since": float, "rule": str}
+
+
+class TrafficResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.allowed(req, resp):
+            return
+        filters: dict[str, Any] = {}
+        limit = None
+        for key, value in req.params.items():
+            if isinstance(value, list):
+                value = value[-1]
+            kind = int if key == "limit" else _TRAFFIC_FILTERS.get(key)
+            if kind is None:
+                _error(resp, 400, f"unknown traffic filter {key!r}; valid: {', '.join([*_TRAFFIC_FILTERS, 'limit'])}", field=key)
+                return
+            try:
+                converted = kind(value)
+            except ValueError:
+                _error(resp, 400, f"traffic filter {key!r} must be {kind.__name__}, got {value!r}", field=key)
+                return
+            if key == "limit":
+                limit = converted
+            else:
+                filters[key] = converted
+        entries = self.emu.traffic.entries(**filters)
+        if limit is not None:
+            entries = entries[-limit:] if limit > 0 else []
+        _send(resp, 200, [e.as_dict() for e in entries])
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            n = len(self.emu.traffic)
+            self.emu.traffic.clear()
+            _send(resp, 200, {"removed": n})
+
+
+class StateResource(_Resource):
+    def _device(self, resp: falcon.Response, device_type: str, device_number: str):
+        if not device_number.isdigit():
+            _error(resp, 404, f"device number must be a non-negative integer, got {device_number!r}")
+            return None
+        try:
+            return self.emu.device(device_type, int(device_number))
+        except KeyError as exc:
+            _error(resp, 404, str(exc.args[0]) if exc.args else "no such device")
+            return None
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        dev = self._device(resp, device_type, device_number)
+        if dev is not None:
+            with dev.lock:
+                _send(resp, 200, dev.get_state())
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        dev = self._device(resp, device_type, device_number)
+        if dev is None:
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        if not isinstance(doc, dict):
+            _error(resp, 400, 'the body must be a JSON object of state names and values, e.g. {"IsSafe": false}')
+            return
+        try:
+            with dev.lock:
+                dev.set_state(doc)
+                state = dev.get_state()
+        except (KeyError, TypeError, ValueError) as exc:
+            _error(resp, 400, str(exc.args[0]) if exc.args else str(exc))
+            return
+        _send(resp, 200, state)
+
+
+class ResetResource(_Resource):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            self.emu.reset()
+            _send(resp, 200, {"reset": True})
+
+
+def add_control_routes(app: falcon.App, emu: "Emulator", token: str | None = None) -> None:
+    """Mount the control API on ``app`` for ``emu``; anything else under it is a JSON 404."""
+    app.add_route(f"{PREFIX}/faults", FaultsResource(emu, token))
+    app.add_route(f"{PREFIX}/faults/{{rule_id}}", FaultResource(emu, token))
+    app.add_route(f"{PREFIX}/traffic", TrafficResource(emu, token))
+    app.add_route(f"{PREFIX}/devices/{{device_type}}/{{device_number}}/state", StateResource(emu, token))
+    app.add_route(f"{PREFIX}/reset", ResetResource(emu, token))
+
+    def unknown(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        _error(resp, 404, f"{req.method} {req.path} is not part of the control API (see emulator/control.py)")
+
+    app.add_sink(unknown, "/emulator/")

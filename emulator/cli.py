@@ -26,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=None, help="simulated seconds per wall second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for synthetic data and random faults")
     p.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
+    p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
+    p.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' on the control API (without it, only loopback clients may use it)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log requests and device events")
     return p
 
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             time_scale=args.time_scale,
             seed=args.seed,
             discovery_port=discovery,
+            control=not args.no_control,
+            control_token=args.control_token,
         )
         emu.start()
     except ConfigError as exc:
@@ -65,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"listening on {emu.url}", flush=True)
+    if emu.control:
+        print(f"control API on {emu.url}/emulator/v1/" + (" (token required)" if emu.control_token else ""), flush=True)
     if emu.discovery_port is not None:
         print(f"discovery on udp://{args.host}:{emu.discovery_port}", flush=True)
     try:

@@ -39,7 +39,7 @@ class SwitchSpec(BaseModel):
     value: float | None = Field(None, description="Initial value (default: the minimum)")
     can_write: bool = Field(True, description="CanWrite (False: a read-only sensor; setters are NotImplemented)")
     can_async: bool = Field(False, description="CanAsync: SetAsync/SetAsyncValue supported")
-    async_delay_s: float = Field(2.0, ge=0, le=3600, description="Simulated seconds an asynchronous change takes")
+    async_delay_s: float = Field(2.0, ge=0, le=86400, description="Simulated seconds an asynchronous change takes")
 
     @model_validator(mode="after")
     def _check(self) -> "SwitchSpec":
@@ -84,13 +84,20 @@ class SwitchConfig(DeviceConfig):
     type: Literal["switch"] = "switch"
     switches: list[SwitchSpec] = Field(default_factory=_default_switches, description="The switches, Id 0 first")
     count: int | None = Field(
-        None, ge=1, le=1024, description="MaxSwitch: pad `switches` with generic boolean switches up to this count"
+        None,
+        ge=1,
+        le=1024,
+        description="MaxSwitch: pad `switches` with generic boolean switches up to this count "
+        "(without `switches`: that many generic boolean switches)",
     )
     can_rename: bool = Field(True, description="SetSwitchName works (False: NotImplemented)")
 
     @model_validator(mode="after")
     def _pad_and_check(self) -> "SwitchConfig":
         if self.count is not None:
+            if "switches" not in self.model_fields_set:
+                # only a count: a plain bank of boolean switches, not the sample bank
+                object.__setattr__(self, "switches", [])
             if len(self.switches) > self.count:
                 raise ValueError(f"count ({self.count}) is smaller than the {len(self.switches)} switches listed")
             extra = [SwitchSpec(name=f"Switch {i}") for i in range(len(self.switches), self.count)]

@@ -96,9 +96,12 @@ class DeviceSetupPage:
         if device_type in DEVICE_CLASSES and device_number.isdigit():
             device = self.registry.get(device_type, int(device_number))
         if device is None:
-            resp.status = falcon.HTTP_400
-            resp.content_type = "text/plain; charset=utf-8"
-            resp.text = f"no {device_type} device {device_number}"
+            # The management API answers an unsupported device's setup URL with 403 and an HTML message.
+            resp.status = falcon.HTTP_403
+            resp.content_type = "text/html; charset=utf-8"
+            title = "No such device"
+            message = f"<p>This emulator has no {html.escape(device_type)} device {html.escape(device_number)}.</p><p><a href='/setup'>All devices</a></p>"
+            resp.text = _PAGE.format(title=title, body=message)
             return
         with device.lock:
             state = device.get_state()

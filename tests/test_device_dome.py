@@ -59,7 +59,7 @@ def test_not_connected():
 
 
 def test_shutter_opens_and_closes():
-    with dome_emulator(shutter_travel_s=100.0) as emu:
+    with dome_emulator(shutter_travel_s=60.0) as emu:  # 0.6 s wall each way
         dome = Dome(emu.address, 0)
         assert dome.ShutterStatus == ShutterState.shutterClosed
         dome.OpenShutter()

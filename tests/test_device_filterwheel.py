@@ -57,7 +57,7 @@ def test_not_connected():
 
 
 def test_move_reads_minus_one_then_arrives():
-    with wheel_emulator(slot_time_s=50.0) as emu:  # 50 s simulated per slot = 0.5 s wall
+    with wheel_emulator(slot_time_s=25.0) as emu:  # 25 s simulated per slot = 0.25 s wall
         fw = FilterWheel(emu.address, 0)
         fw.Position = 3
         assert fw.Position == -1

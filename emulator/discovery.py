@@ -44,7 +44,8 @@ class DiscoveryResponder:
 
     def reply_for(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
         """The reply to one datagram, or None to stay silent. A seam for fault injection."""
-        reply = json.dumps({"AlpacaPort": self.alpaca_port}).encode() if data.strip() == DISCOVERY_MESSAGE else None
+        # Bytes 16..63 are reserved for future expansion (reference 5.5): only the first 16 count.
+        reply = json.dumps({"AlpacaPort": self.alpaca_port}).encode() if data.startswith(DISCOVERY_MESSAGE) else None
         if self.hook is not None:
             reply = self.hook(data, addr, reply)
         return reply

@@ -165,6 +165,18 @@ def test_start_parked():
         assert dome.Azimuth == pytest.approx(270.0)
 
 
+def test_roll_off_roof_parks_without_rotating():
+    with dome_emulator(can_set_azimuth=False, can_set_altitude=False, can_sync_azimuth=False, shutter_travel_s=100.0) as emu:
+        dome = Dome(emu.address, 0)
+        dome.Park()
+        assert dome.AtPark and not dome.Slewing
+        with pytest.raises(NotImplementedException):
+            dome.Azimuth
+        dome.OpenShutter()  # the roof itself still moves
+        assert dome.Slewing
+        wait_until(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="roof open")
+
+
 def test_slaving():
     with dome_emulator(can_slave=True) as emu:
         dome = Dome(emu.address, 0)

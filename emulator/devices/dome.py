@@ -299,7 +299,8 @@ class Dome(Device):
         self._at_home = False
         self._at_park = False
         self._az_purpose = purpose
-        if abs(dist) < 1e-9:
+        if abs(dist) < 1e-9 or not self.config.can_set_azimuth:
+            # already there, or a roof that does not rotate: nothing to wait for
             self._az.stop(self.clock.now())
             self._az.value = target
             self._finish_az_motion()

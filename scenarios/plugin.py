@@ -228,10 +228,12 @@ class DeviceFactory:
             address = emulator.address
         type_name = DEVICE_TYPE_NAMES.get(device_type.lower(), device_type)
         if self.queue is None:
-            self.queue = multiprocessing.Queue()
+            self.queue = multiprocessing.get_context("spawn").Queue()  # usable by every start method
             self._drainer = threading.Thread(target=self._drain, name="alpaca_device-queue", daemon=True)
             self._drainer.start()
         kwargs.setdefault("call_timeout", 10.0)
+        # not fork: a forked child would inherit the in-process emulator's listening socket
+        kwargs.setdefault("start_method", "forkserver")
         dev = AlpacaDevice(address, type_name, device_number, name or f"{type_name}{device_number}", self.queue,
                            connectable, **kwargs)
         dev.start()

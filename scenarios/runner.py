@@ -327,7 +327,8 @@ class Runner:
                 from astra.alpaca_device_process import AlpacaDevice
             except ImportError as exc:
                 raise ScenarioAborted(f"astra.alpaca_device_process is not available: {exc}") from None
-            self._queue = multiprocessing.Queue()
+            # a spawn-context queue can go to children of every start method (a fork-context one cannot)
+            self._queue = multiprocessing.get_context("spawn").Queue()
             if self.sc.sqlite:
                 self._open_sqlite()
             self._drainer = threading.Thread(target=self._drain, name=f"scenario-queue:{self.sc.name}", daemon=True)
@@ -336,8 +337,7 @@ class Runner:
                 kwargs: dict[str, Any] = {"call_timeout": spec.call_timeout, "http_timeout": spec.http_timeout}
                 if spec.retry is not None:
                     kwargs["retry"] = spec.retry.model_dump()
-                if spec.start_method is not None:
-                    kwargs["start_method"] = spec.start_method
+                kwargs["start_method"] = spec.start_method
                 t = self.now()
                 dev = AlpacaDevice(
                     self.emu.address, DEVICE_TYPE_NAMES[spec.type], spec.number, spec.name, self._queue,
@@ -349,6 +349,28 @@ class Runner:
                 self.verdict.timeline.append(
                     TimelineEntry(t, self.now(), f"start {spec.name} ({DEVICE_TYPE_NAMES[spec.type]} {spec.number}, pid {dev.pid})")
                 )
+            for spec in self.sc.devices:
+                self._wait_ready(spec.name)
+
+    def _wait_ready(self, name: str) -> None:
+        """Until the device process answers over its pipe, so a timeline starts with every device up.
+
+        Starting a process (a forkserver's first start, imports, the connect) can take longer than
+        the short call deadlines scenarios use on purpose; the timeline should not measure that.
+        """
+        from astra.alpaca_device_process import AlpacaDeviceIPCError
+
+        dev = self.devices[name]
+        t = self.now()
+        limit = time.monotonic() + 30.0
+        while True:
+            try:
+                dev.poll_list()
+                break
+            except AlpacaDeviceIPCError as exc:
+                if exc.reason != "timeout" or time.monotonic() > limit:
+                    raise ScenarioAborted(f"device {name} did not come up: {describe_exception(exc)}") from None
+        self.verdict.timeline.append(TimelineEntry(t, self.now(), f"{name} ready"))
 
     def _teardown(self) -> None:
         # background calls first: astra's deadlines bound them, so this join is bounded too
@@ -435,46 +457,33 @@ class Runner:
     # -- queue and SQLite ---------------------------------------------------------------------
 
     def _open_sqlite(self) -> None:
+        """A recorder database per scenario, created by astra.recorder (tables polling and log)."""
+        from astra import recorder
+
         self._tmpdir = tempfile.TemporaryDirectory(prefix="scenario-")
-        path = Path(self._tmpdir.name) / "rehearsal.sqlite"
-        try:
-            from astra import recorder
-        except ImportError:
-            recorder = None
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        if recorder is not None and hasattr(recorder, "create_tables"):
-            recorder.create_tables(self._db)
-            self._recorder = recorder
-        else:
-            self._db.executescript(
-                "CREATE TABLE IF NOT EXISTS polling(device_type TEXT, device_name TEXT, device_command TEXT,"
-                " device_value TEXT, datetime TEXT);"
-                "CREATE TABLE IF NOT EXISTS log(datetime TEXT, device_type TEXT, device_name TEXT, level TEXT,"
-                " message TEXT);"
-            )
+        self._db = recorder.connect(Path(self._tmpdir.name) / "rehearsal.sqlite")
+        self._recorder = recorder
 
     def _record(self, metadata: Any, payload: Any) -> None:
         if self._db is None:
             return
         with self._db_lock:
             try:
-                if self._recorder is not None and hasattr(self._recorder, "record_message"):
-                    self._recorder.record_message(self._db, (metadata, payload))
-                elif isinstance(payload, dict) and payload.get("type") == "query":
-                    # the SQL text as the device library emits it: that it is escaped right is under test
+                if self.sc.sqlite_mode == "sql_text" and isinstance(payload, dict) and payload.get("type") == "query":
+                    # the legacy consumer: execute the SQL text the device library sent (its escaping is under test)
                     self._db.execute(payload["data"])
-                elif isinstance(payload, dict) and payload.get("type") == "log":
-                    level, text = payload["data"]
-                    md = metadata if isinstance(metadata, dict) else {}
-                    self._db.execute(
-                        "INSERT INTO log VALUES (?, ?, ?, ?, ?)",
-                        (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"), md.get("device_type"),
-                         md.get("device_name"), level, text),
-                    )
+                    ok = True
+                else:
+                    ok = self._recorder.record(self._db, (metadata, payload))
                 self._db.commit()
             except Exception as exc:
+                ok = False
                 self.verdict.failures.append(
-                    Failure("recorder", "every queue message recorded into SQLite", f"{describe_exception(exc)} for {_short(payload)}")
+                    Failure("recorder", "every queue message stored in SQLite", f"{describe_exception(exc)} for {_short(payload)}")
+                )
+            if not ok:
+                self.verdict.failures.append(
+                    Failure("recorder", "every queue message usable by the recorder", f"rejected {_short(payload)}")
                 )
 
     def _accept(self, item: Any) -> None:

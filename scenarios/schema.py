@@ -49,7 +49,7 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 
 #: Pseudo device types a fault can match besides the ten Alpaca ones.
-NON_DEVICE_TARGETS = ("management", "discovery", "control")
+NON_DEVICE_TARGETS = ("management", "setup", "discovery")
 
 ERROR_CLASSES = ("AlpacaDeviceError", "AlpacaDeviceIPCError", "RemoteDeviceError")
 IPC_REASONS = ("dead", "timeout", "closed", "stopped", "broken")
@@ -129,8 +129,11 @@ class DeviceSpec(Strict):
     call_timeout: float = Field(5.0, gt=0, le=600, description="Deadline of every front-side call (wall s)")
     http_timeout: float = Field(2.0, gt=0, le=600, description="HTTP timeout of the child's requests (wall s)")
     retry: RetrySpec | None = Field(None, description="Retry policy; absent = the library default")
-    start_method: Literal["spawn", "fork", "forkserver"] | None = Field(
-        None, description="multiprocessing start method; absent = the library default"
+    start_method: Literal["spawn", "fork", "forkserver"] = Field(
+        "forkserver",
+        description="multiprocessing start method. forkserver (default) or spawn: the emulator runs in the "
+        "runner's process, and a forked child would inherit its listening socket, so a 'refuse' or 'down' "
+        "outage could not close the port",
     )
     debug: bool = False
 
@@ -358,6 +361,19 @@ class FaultStep(StepBase):
             out["name"] = self.name or self.label
         return out
 
+    @model_validator(mode="after")
+    def _emulator_accepts(self) -> "FaultStep":
+        """The fault layer's own validation, so a bad parameter fails at load time, not mid-run."""
+        try:
+            from emulator.faults import FaultRuleError, parse_rule
+        except ImportError:  # pragma: no cover - an emulator without fault injection
+            return self
+        try:
+            parse_rule(self.rule())
+        except FaultRuleError as exc:
+            raise ValueError("; ".join(f"{f}: {m}" for f, m in exc.errors)) from None
+        return self
+
 
 class RemoveFaultStep(StepBase):
     do: Literal["remove_fault"]
@@ -530,7 +546,12 @@ class Scenario(Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.\-]+$", description="Unique in its file; the pytest item name")
     description: str = Field(..., min_length=10, description="What it rehearses and why (shown by 'list')")
     timeout_s: float = Field(30.0, gt=0, le=3600, description="Wall deadline of the whole scenario")
-    sqlite: bool = Field(False, description="Record the queue into SQLite (needed by expect_sqlite)")
+    sqlite: bool = Field(False, description="Record the queue into SQLite (implied by expect_sqlite)")
+    sqlite_mode: Literal["recorder", "sql_text"] = Field(
+        "recorder",
+        description="recorder: astra.recorder stores the structured values with bound parameters; "
+        "sql_text: execute the SQL text of each polled value, as legacy consumers do (tests its escaping)",
+    )
     emulator: EmulatorSpec = Field(default_factory=EmulatorSpec)
     devices: list[DeviceSpec] = Field(default_factory=list, description="AlpacaDevices to start")
     steps: list[Step] = Field(..., min_length=1, description="The timeline")  # type: ignore[valid-type]
@@ -547,6 +568,7 @@ class Scenario(Strict):
             if (d.type, d.number) not in emu_devices:
                 raise ValueError(f"device {d.name!r}: the emulator has no {d.type} number {d.number}")
         labels: dict[str, Any] = {}
+        all_labels = {s.label for s in self.steps if s.label}
         has_check = False
         for i, step in enumerate(self.steps):
             where = f"steps[{i}] ({step.do})"
@@ -574,6 +596,11 @@ class Scenario(Strict):
             }
             for key, ref in refs.items():
                 if ref is None:
+                    continue
+                if key == "expect.from_step" and isinstance(step, CallStep) and step.background:
+                    # judged when collected, so it may measure from a later step (e.g. a kill)
+                    if ref not in all_labels:
+                        raise ValueError(f"{where}.{key}: no step is labelled {ref!r}")
                     continue
                 target = labels.get(ref)
                 if target is None:
@@ -692,7 +719,9 @@ def load_data(data: dict[str, Any], source: str = "<scenario>") -> list[Scenario
         except ValidationError as exc:
             label = _scenario_label(item, i)
             for err in exc.errors():
-                problems.append(f"  {label}: {_format_loc(tuple(err['loc']))}: {_message(err)}")
+                loc = tuple(err["loc"])
+                where = f"{_format_loc(loc)}: " if loc else ""
+                problems.append(f"  {label}: {where}{_message(err)}")
     seen: set[str] = set()
     for i, sc in enumerate(scenarios):
         if sc.name in seen:

@@ -212,7 +212,8 @@ def test_cover_position_settable(cc_emu):
     cc_emu.set_state("covercalibrator", 0, CoverPosition=0.5)
     assert cc.CoverState == CoverStatus.Unknown
     with pytest.raises(ValueError):
-        cc_emu.set_state("covercalibrator", 0, CoverPosition=2.0)
+        cc_emu.set_state("covercalibrator", 0, CoverJammed=True, CoverPosition=2.0)
+    assert cc_emu.get_state("covercalibrator", 0)["CoverJammed"] is False  # a bad request changes nothing
 
 
 def test_devicestate_tracks_motion(cc_emu):

@@ -221,7 +221,8 @@ def test_pins_from_config_and_bad_state(oc_emu):
         assert oc.WindSpeed == 25.0
         assert oc.WindGust >= 25.0
     with pytest.raises(TypeError):
-        oc_emu.set_state("observingconditions", RainRate="heavy")
+        oc_emu.set_state("observingconditions", Temperature=30.0, RainRate="heavy")
+    assert oc_emu.get_state("observingconditions")["Pinned"] == {}  # a bad request changes nothing
     with pytest.raises(KeyError):
         oc_emu.set_state("observingconditions", Pinned={"Snow": 1.0})
     with pytest.raises(KeyError):

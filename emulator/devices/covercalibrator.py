@@ -238,10 +238,20 @@ class CoverCalibrator(Device):
             self._brightness = 0
             self._change_calibrator(CalibratorStatus.Error, 0)
 
-    def _set_position(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
+    @staticmethod
+    def _check_position(value: Any) -> None:
+        if isinstance(value, (int, float)) and not 0.0 <= value <= 1.0:
             raise ValueError(f"CoverPosition must be between 0 (closed) and 1 (open), got {value}")
+
+    def _set_position(self, value: float) -> None:
+        self._check_position(value)
         self._pos, self._motion, self._cover_override = value, None, None
+
+    def set_state(self, values: dict[str, Any]) -> None:
+        """As the base, but CoverPosition's range is checked before anything is applied."""
+        if "CoverPosition" in values:
+            self._check_position(values["CoverPosition"])
+        super().set_state(values)
 
     def state_setters(self) -> dict[str, tuple[type, Callable[[Any], None]]]:
         setters = super().state_setters()

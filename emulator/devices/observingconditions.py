@@ -298,13 +298,29 @@ class ObservingConditions(Device):
     def extra_state(self) -> dict[str, Any]:
         return {"Pinned": dict(self._pins), "AveragePeriod": self._average_period_h}
 
-    def _pin(self, name: str, value: Any) -> None:
+    @staticmethod
+    def _check_pin(name: str, value: Any) -> None:
         if value is None:
-            self._pins.pop(name, None)
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError(f"state {name!r} must be a finite number (pin) or null (unpin), got {value!r}")
-        self._pins[name] = float(value)
+
+    def _pin(self, name: str, value: Any) -> None:
+        self._check_pin(name, value)
+        if value is None:
+            self._pins.pop(name, None)
+        else:
+            self._pins[name] = float(value)
+
+    def set_state(self, values: dict[str, Any]) -> None:
+        """As the base, but pins and AveragePeriod are checked before anything is applied."""
+        for name in SENSORS:
+            if name in values:
+                self._check_pin(name, values[name])
+        period = values.get("AveragePeriod")
+        if isinstance(period, (int, float)) and not 0.0 <= period <= self.config.max_average_period_h:
+            raise ValueError(f"AveragePeriod must be 0 to {self.config.max_average_period_h} hours, got {period}")
+        super().set_state(values)
 
     def _set_pins(self, pins: dict) -> None:
         unknown = [k for k in pins if k not in SENSORS]

@@ -8,24 +8,54 @@ import signal
 import sys
 import threading
 
-from emulator.config import ConfigError
+from emulator.config import ConfigError, EmulatorSettings
+
+
+def _port(text: str) -> int:
+    """A TCP/UDP port for argparse: 0..65535 (0 picks a free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer port, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0 picks a free port), got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _time_scale(text: str) -> float:
+    """Checked by the config model itself, so the CLI and TOML files accept the same range."""
+    try:
+        return EmulatorSettings(time_scale=text).time_scale
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        detail = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+        raise argparse.ArgumentTypeError(f"{detail}, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alpaca-emulator", description="Serve simulated ASCOM Alpaca devices.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=11111, help="HTTP port (default 11111; 0 picks a free port)")
+    p.add_argument("--port", type=_port, default=11111, help="HTTP port (default 11111; 0 picks a free port)")
     p.add_argument("--config", metavar="FILE", help="TOML config (default: one device of each type)")
     p.add_argument(
         "--discovery-port",
-        type=int,
+        type=lambda text: -1 if text.strip() == "-1" else _port(text),
         default=32227,
         help="UDP discovery port (default 32227; 0 picks a free port; -1 turns discovery off)",
     )
     p.add_argument("--no-discovery", action="store_true", help="turn UDP discovery off")
-    p.add_argument("--time-scale", type=float, default=None, help="simulated seconds per wall second (default 1)")
+    p.add_argument("--time-scale", type=_time_scale, default=None, help="simulated seconds per wall second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for synthetic data and random faults")
-    p.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
+    p.add_argument("--threads", type=_threads, default=8, help="HTTP worker threads (default 8)")
     p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
     p.add_argument(
         "--control-token",
@@ -62,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"alpaca-emulator: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"alpaca-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # waitress raises ValueError for an unusable host
+        reason = getattr(exc, "strerror", None) or exc
+        print(f"alpaca-emulator: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
 
     done = threading.Event()

@@ -12,7 +12,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 import requests
 from alpaca.camera import Camera
 

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from emulator import images
+from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
 from emulator.errors import AscomError, InvalidOperation, InvalidValue, NotImplementedErr, check_range
 
@@ -162,7 +163,7 @@ class Camera(Device):
 
     config: CameraConfig
 
-    def __init__(self, config: CameraConfig, clock, seed: int = 0) -> None:
+    def __init__(self, config: CameraConfig, clock: SimClock, seed: int = 0) -> None:
         super().__init__(config, clock, seed)
         self._seed = seed
         c = config

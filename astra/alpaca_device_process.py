@@ -670,7 +670,7 @@ class AlpacaDevice(multiprocessing.Process):
             raise RemoteDeviceError(
                 f"[{self.device_name}] {method}: {type(dev).__name__} has no member {method!r}",
                 cause="other", ambiguous=False, method=method, device_name=self.device_name,
-                remote_type="AttributeError", remote_message=str(exc),
+                remote_type="AttributeError", remote_message=f"{type(dev).__name__} has no member {method!r}",
             ) from exc
         if callable(member):
             return "method", lambda: member(**kwargs)

@@ -236,7 +236,12 @@ class FrontChannel:
                     try:
                         msg = conn.recv()
                     except (EOFError, OSError, ValueError):
-                        self._fail_end(None)
+                        # EOF comes as the child exits: let its sentinel say whether it died.
+                        try:
+                            dead = bool(wait([sentinel], timeout=0.5))
+                        except (OSError, ValueError):
+                            dead = False
+                        self._fail_end("dead" if dead else None)
                         return
                     except Exception as exc:  # an envelope that cannot be unpickled: keep reading
                         log.error("[%s] undecodable message from the device process: %s", self._device_name, exc)

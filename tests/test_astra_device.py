@@ -1,0 +1,303 @@
+"""AlpacaDevice with real device processes against a served emulator: calls, IPC failures, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from astra import recorder
+from astra.alpaca_device_process import AlpacaDevice, AlpacaDeviceIPCError, RemoteDeviceError
+from emulator import Emulator
+from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
+    closed_port,
+    no_device_process_left,
+    process_gone,
+    running_device,
+    wait_until,
+)
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
+def test_works_under_each_start_method(start_method):
+    with Emulator() as emu, running_device(emu.address, "Focuser", start_method=start_method) as (dev, col):
+        assert dev.get("Connected") is True  # connectable=True connected it
+        assert emu.device("focuser").connected
+        assert isinstance(dev.get("Position"), int)
+        assert dev.get("Name") == "Rehearsal Focuser 0"
+        dev.get("Move", Position=1000)  # a method with arguments
+        dev.get("Halt")  # a method without arguments is called, not returned
+        assert dev.set("TempComp", False) is None
+        assert dev.get("TempComp") is False
+        assert dev.poll_latest() is None  # nothing polled yet
+        pid = dev.pid
+    assert process_gone(pid)
+
+
+def test_connectable_uses_platform7_connect():
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
+        assert dev.get("IsSafe") is True
+        assert emu.traffic.count(device_type="safetymonitor", member="connect", verb="PUT") == 1
+        assert any("connected to" in text for text in col.logs("info")) or wait_until(
+            lambda: any("connected to" in t for t in col.logs("info")), 5
+        )
+
+
+def test_connectable_false_makes_no_request():
+    with Emulator() as emu, running_device(emu.address, "Focuser", connectable=False) as (dev, col):
+        assert dev.poll_list() == []  # the process is up and answering
+        assert emu.traffic.count(device_type="focuser") == 0
+        with pytest.raises(RemoteDeviceError) as info:
+            dev.get("Position")
+        assert (info.value.cause, info.value.error_number, info.value.error_name) == ("ascom", 0x407, "NotConnectedException")
+        assert info.value.ambiguous is False
+
+
+def test_connect_failure_reaches_queue_and_first_caller_only():
+    address = f"127.0.0.1:{closed_port()}"
+    with running_device(address, "SafetyMonitor", retry={"tries": 2, "backoff_s": 0.01}) as (dev, col):
+        with pytest.raises(RemoteDeviceError, match="initial connect failed") as first:
+            dev.get("IsSafe")
+        assert first.value.cause == "refused" and first.value.ambiguous is False
+        assert wait_until(lambda: any("initial connect failed" in t for t in col.logs("error")), 5)
+        with pytest.raises(RemoteDeviceError) as second:
+            dev.get("IsSafe")
+        assert second.value.cause == "refused" and "initial connect" not in str(second.value)
+        assert second.value.attempts == 2  # a refused read is retried
+
+
+def test_invalid_value_reaches_the_server_exactly_once():
+    with Emulator() as emu, running_device(emu.address, "Focuser") as (dev, col):
+        with pytest.raises(RemoteDeviceError) as info:
+            dev.get("Move", Position=10_000_000)
+        err = info.value
+        assert (err.cause, err.error_number, err.error_name) == ("ascom", 0x401, "InvalidValueException")
+        assert err.ambiguous is False and err.attempts == 1
+        assert err.remote_type == "InvalidValueException" and err.remote_message
+        assert err.method == "Move" and err.device_name == "test-Focuser"
+        assert "Traceback" in str(err.__cause__)  # the device process's traceback, as text
+        assert emu.traffic.count(device_type="focuser", member="move", verb="PUT") == 1
+
+
+def test_unknown_member_is_a_clear_remote_error_without_traffic():
+    with Emulator() as emu, running_device(emu.address, "Focuser") as (dev, col):
+        dev.get("Name")  # connected: no more traffic of its own
+        before = emu.traffic.count(device_type="focuser")
+        with pytest.raises(RemoteDeviceError, match="no member 'Warp'") as info:
+            dev.get("Warp")
+        assert info.value.cause == "other" and info.value.ambiguous is False
+        assert emu.traffic.count(device_type="focuser") == before
+
+
+def test_unpicklable_arguments_are_a_typeerror_and_the_channel_survives():
+    with Emulator() as emu, running_device(emu.address, "Focuser") as (dev, col):
+        with pytest.raises(TypeError, match="cannot be sent"):
+            dev.get("Move", Position=lambda: 1)
+        assert dev.get("Name") == "Rehearsal Focuser 0"
+
+
+def test_eight_threads_of_200_gets_each_get_their_own_answer():
+    members = ["Name", "Description", "DriverInfo", "DriverVersion", "InterfaceVersion", "Connected", "SupportedActions", "Connecting"]
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor", workers=4) as (dev, col):
+        expected = {m: dev.get(m) for m in members}
+        assert len({repr(v) for v in expected.values()}) == len(members)  # every answer tells its member apart
+        wrong: list[tuple[str, object]] = []
+        errors: list[BaseException] = []
+
+        def worker(member: str) -> None:
+            try:
+                for _ in range(200):
+                    value = dev.get(member)
+                    if value != expected[member] or type(value) is not type(expected[member]):
+                        wrong.append((member, value))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(m,)) for m in members]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(50)
+        assert not any(t.is_alive() for t in threads)
+        assert not errors, errors[:3]
+        assert not wrong, wrong[:5]
+
+
+def test_sigkill_during_a_call_fails_it_within_a_second():
+    with Emulator() as emu, running_device(emu.address, "Focuser", call_timeout=30) as (dev, col):
+        dev.get("Name")
+        rule = emu.faults.add({"match": {"device_type": "focuser", "member": "position"}, "action": {"kind": "latency", "ms": 20000}})
+        outcome: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                dev.get("Position")
+            except BaseException as exc:
+                outcome["error"] = exc
+            outcome["at"] = time.monotonic()
+
+        t = threading.Thread(target=call)
+        t.start()
+        assert wait_until(lambda: rule.fired == 1, 5)  # the call is in flight, held by the server
+        killed_at = time.monotonic()
+        os.kill(dev.pid, signal.SIGKILL)
+        t.join(10)
+        assert not t.is_alive()
+        err = outcome["error"]
+        assert isinstance(err, AlpacaDeviceIPCError) and err.reason == "dead"
+        assert "-9" in str(err)
+        assert outcome["at"] - killed_at < 1.0
+        with pytest.raises(AlpacaDeviceIPCError) as later:  # and every later call, at once
+            dev.get("Name")
+        assert later.value.reason == "dead"
+
+
+def test_sigstop_honours_the_deadline_and_stop_escalates():
+    with Emulator() as emu, running_device(emu.address, "Focuser", stop_timeout=0.5) as (dev, col):
+        dev.get("Name")
+        os.kill(dev.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(AlpacaDeviceIPCError) as info:
+                dev.call("Position", timeout=0.5)
+            elapsed = time.monotonic() - t0
+            assert info.value.reason == "timeout"
+            assert 0.45 <= elapsed < 3.0
+            t0 = time.monotonic()
+            dev.stop(timeout=0.5)  # asks, waits 0.5 s, terminates (pending while stopped), kills
+            assert time.monotonic() - t0 < 8.0
+            assert dev.exitcode == -signal.SIGKILL
+        finally:
+            if dev.is_alive():
+                os.kill(dev.pid, signal.SIGKILL)
+
+
+def test_late_reply_never_reaches_the_next_call():
+    with Emulator() as emu, running_device(emu.address, "Focuser") as (dev, col):
+        dev.get("Name")
+        emu.faults.add({"match": {"device_type": "focuser", "member": "description"}, "action": {"kind": "latency", "ms": 1500},
+                        "trigger": {"count": 1}})
+        with pytest.raises(AlpacaDeviceIPCError) as info:
+            dev.call("Description", timeout=0.3)
+        assert info.value.reason == "timeout"
+        # The next call waits behind the slow one in the device process; it must get its own answer.
+        assert dev.call("Name", timeout=10) == "Rehearsal Focuser 0"
+        assert dev.get("DriverVersion") != dev.get("Description")
+        assert wait_until(lambda: dev._channel.late_replies >= 1, 5)
+
+
+def test_poll_latest_answers_at_once_while_a_long_call_holds_the_device():
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor", stop_timeout=2) as (dev, col):
+        dev.start_poll("IsSafe", 0.05)
+        assert wait_until(lambda: dev.poll_latest(), 5)
+        emu.faults.add({"match": {"device_type": "safetymonitor", "member": "description"}, "action": {"kind": "latency", "ms": 5000}})
+        box: dict[str, object] = {}
+        t = threading.Thread(target=lambda: box.setdefault("r", _swallow(lambda: dev.get("Description"))))
+        t.start()
+        try:
+            time.sleep(0.3)  # the 5 s call is in flight
+            worst = 0.0
+            for _ in range(200):
+                t0 = time.perf_counter()
+                latest = dev.poll_latest()
+                worst = max(worst, time.perf_counter() - t0)
+            assert latest is not None and latest["IsSafe"]["value"] is True
+            assert worst < 0.010
+        finally:
+            dev.stop(timeout=1)  # ends the in-flight call too
+            t.join(10)
+        assert isinstance(box["r"], AlpacaDeviceIPCError) and box["r"].reason == "stopped"
+
+
+def _swallow(fn):
+    try:
+        return fn()
+    except BaseException as exc:
+        return exc
+
+
+def test_stop_is_clean_and_final():
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
+        dev.start_poll("IsSafe", 0.1)
+        assert wait_until(lambda: dev.poll_latest(), 5)
+        dev.stop()
+        assert dev.exitcode == 0
+        assert dev.front_pipe.closed and dev.back_pipe.closed
+        assert dev.poll_latest()["IsSafe"]["value"] is True  # the cache outlives the process
+        with pytest.raises(AlpacaDeviceIPCError) as info:
+            dev.get("IsSafe")
+        assert info.value.reason == "stopped"
+        with pytest.raises(AlpacaDeviceIPCError):
+            dev.set("Connected", False)
+        dev.stop()  # again: harmless
+        assert wait_until(lambda: any("device process stopping" in t for t in col.logs("info")), 5)
+
+
+def test_sigterm_stops_the_child_cleanly_and_sigint_is_ignored():
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
+        dev.get("IsSafe")
+        os.kill(dev.pid, signal.SIGINT)  # Ctrl-C belongs to the caller
+        time.sleep(0.2)
+        assert dev.is_alive() and dev.get("IsSafe") is True
+        dev.terminate()
+        dev.join(5)
+        assert dev.exitcode == 0
+        with pytest.raises(AlpacaDeviceIPCError) as info:
+            dev.get("IsSafe")
+        assert info.value.reason == "dead"
+
+
+def test_many_devices_in_one_caller_stay_apart():
+    with Emulator() as emu:
+        with running_device(emu.address, "SafetyMonitor", name="wx") as (a, _), running_device(
+            emu.address, "Focuser", name="focus"
+        ) as (b, _):
+            assert a.get("Name") == "Rehearsal SafetyMonitor 0"
+            assert b.get("Name") == "Rehearsal Focuser 0"
+            assert a.pid != b.pid
+
+
+def test_manager_queue_and_recorder_end_to_end(tmp_path):
+    description = "it's \"quoted\"\nsecond line; DROP TABLE polling; -- ünïcødé ✓"
+    cfg = {"devices": [{"type": "safetymonitor", "description": description}]}
+    import multiprocessing
+
+    with Emulator(cfg) as emu, multiprocessing.get_context("spawn").Manager() as manager:
+        q = manager.Queue()
+        dev = AlpacaDevice(emu.address, "SafetyMonitor", 0, "wx 'north'", q, start_method="spawn", retry={"tries": 1})
+        dev.start()
+        try:
+            assert dev.force_poll("Description") == description
+            latest = dev.poll_latest()
+            assert latest["Description"]["value"] == description
+            assert latest["Description"]["datetime"].tzinfo is not None
+        finally:
+            dev.stop()
+        messages = []
+        while not q.empty():
+            messages.append(q.get(timeout=1))
+        queries = [p for _, p in messages if p["type"] == "query"]
+        assert len(queries) == 1
+        (meta, _), query = messages[0], queries[0]
+        assert meta == {"ip": emu.address, "device_type": "SafetyMonitor", "device_number": 0, "device_name": "wx 'north'"}
+        assert query["value"] == description and query["method"] == "Description"
+        # The SQL text, executed as the original consumers do, stores the value exactly...
+        conn = recorder.connect(":memory:")
+        conn.execute(query["data"])
+        assert conn.execute("SELECT device_name, device_command, device_value FROM polling").fetchall() == [
+            ("wx 'north'", "Description", description)
+        ]
+        conn.close()
+        # ...and the recorder stores the structured form with bound parameters.
+        db = tmp_path / "rec.sqlite"
+        rconn = recorder.connect(db)
+        for m in messages:
+            recorder.record(rconn, m)
+        rconn.commit()
+        rconn.close()
+        rows = sqlite3.connect(db).execute("SELECT device_value FROM polling").fetchall()
+        assert rows == [(description,)]

@@ -26,14 +26,19 @@ def spawn(*args: str) -> subprocess.Popen:
         [sys.executable, "-m", "emulator.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,  # unbuffered, so lines we do not read are left for communicate()
         cwd=REPO,
         env=env,
     )
 
 
 def wait_for_url(proc: subprocess.Popen) -> str:
-    """Read stdout until ``listening on http://HOST:PORT``, within a deadline."""
+    """The URL of ``listening on http://HOST:PORT`` on stdout, read within a deadline."""
+    return read_until(proc, r"listening on (http://127\.0\.0\.1:(\d+))").group(1)
+
+
+def read_until(proc: subprocess.Popen, pattern: str) -> re.Match:
+    """Read stdout line by line until ``pattern`` matches, within a deadline."""
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + START_DEADLINE
@@ -42,18 +47,18 @@ def wait_for_url(proc: subprocess.Popen) -> str:
         while time.monotonic() < deadline:
             if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
-            line = proc.stdout.readline()
+            line = proc.stdout.readline().decode()
             if not line:  # EOF: the process ended
                 break
             seen.append(line)
-            m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+            m = re.search(pattern, line)
             if m:
-                return m.group(1)
+                return m
     finally:
         sel.close()
     proc.kill()
     out, err = proc.communicate(timeout=STOP_DEADLINE)
-    raise AssertionError(f"no 'listening on' line; stdout={''.join(seen) + out!r} stderr={err!r}")
+    raise AssertionError(f"no line matching {pattern!r}; stdout={''.join(seen) + out.decode()!r} stderr={err.decode()!r}")
 
 
 def stop(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -64,7 +69,7 @@ def stop(proc: subprocess.Popen) -> tuple[int, str, str]:
         proc.kill()
         proc.communicate(timeout=STOP_DEADLINE)
         raise AssertionError("alpaca-emulator did not exit within the deadline after SIGTERM") from None
-    return proc.returncode, out, err
+    return proc.returncode, out.decode(), err.decode()
 
 
 def run_to_end(*args: str) -> subprocess.CompletedProcess:
@@ -109,10 +114,11 @@ def test_discovery_port_zero_is_announced():
     proc = spawn("--port", "0", "--discovery-port", "0")
     try:
         wait_for_url(proc)
+        port = int(read_until(proc, r"discovery on udp://127\.0\.0\.1:(\d+)").group(1))
+        assert port > 0
     finally:
         code, out, err = stop(proc)
     assert code == 0, err
-    assert re.search(r"discovery on udp://127\.0\.0\.1:\d+", out), out
 
 
 def test_bad_config_names_file_key_and_problem(tmp_path):

@@ -116,7 +116,7 @@ class Scheduler:
 class _Ctx:
     """Per-request state, kept on the waitress request object between the two service passes."""
 
-    __slots__ = ("info", "plan", "entry", "pairs", "t0")
+    __slots__ = ("info", "plan", "entry", "pairs", "t0", "done")
 
     def __init__(self, info: RequestInfo, plan: Plan | None, entry: TrafficEntry, pairs: list, t0: float) -> None:
         self.info = info
@@ -124,6 +124,7 @@ class _Ctx:
         self.entry = entry
         self.pairs = pairs
         self.t0 = t0
+        self.done = False
 
 
 class FaultLayer:
@@ -196,6 +197,11 @@ class FaultLayer:
         return _Ctx(info, plan, entry, pairs, time.monotonic())
 
     def finish(self, ctx: _Ctx) -> None:
+        """Log the request, once: called as its answer starts out, or before its connection closes,
+        so a client that has seen the outcome always finds the entry."""
+        if ctx.done:
+            return
+        ctx.done = True
         entry = ctx.entry
         entry.duration_s = time.monotonic() - ctx.t0
         if entry.outcome == "answered" and entry.status is None:
@@ -243,9 +249,19 @@ class FaultLayer:
 
     # -- outages (loop thread only) -----------------------------------------------------------------
 
-    def outage(self, kind: str, duration_s: float) -> None:
-        """Stop listening for ``duration_s`` (``down``: close every open connection too)."""
-        self.on_loop(lambda: self._outage_begin(kind, duration_s))
+    def outage(self, kind: str, duration_s: float, then: Callable[[], None] | None = None) -> None:
+        """Stop listening for ``duration_s`` (``down``: close every open connection too).
+
+        ``then`` runs right after, in the same loop turn: the tripping connection is closed only
+        once the listener is gone, so its client cannot reconnect in between.
+        """
+
+        def begin() -> None:
+            self._outage_begin(kind, duration_s)
+            if then is not None:
+                then()
+
+        self.on_loop(begin)
 
     def _outage_begin(self, kind: str, duration_s: float) -> None:
         server = self.server
@@ -304,13 +320,15 @@ class FaultTask(WSGITask):
     """A request task that can answer for the device or reshape the app's answer."""
 
     discard = False  # phase "response" of drop/reset: run the app, send nothing
-    _sniff: _Ctx | None = None
+    _ctx: _Ctx | None = None  # set while the traffic entry still waits for this answer
+    _sniff = False  # an unfaulted answer: take status and ErrorNumber from what is written
 
     def execute(self) -> None:
         ctx: _Ctx | None = getattr(self.request, "fault_ctx", None)
         action = ctx.plan.action if ctx is not None and ctx.plan is not None else None
+        self._ctx = ctx
         if action is None or (action.kind in ("drop", "reset") and not self.discard):
-            self._sniff = ctx
+            self._sniff = True
             super().execute()
             return
         kind = action.kind
@@ -329,9 +347,9 @@ class FaultTask(WSGITask):
         if kind == "truncate":
             keep = int(len(body) * action.fraction)
             self._prepare(status, headers, len(body))
-            self.write(body[:keep])
-            self.close_on_finish = True
             entry.outcome = "truncated"
+            self.close_on_finish = True
+            self.write(body[:keep])
         elif kind == "slow_body":
             self._dribble(status, headers, body, action.bytes_per_s)
         else:
@@ -343,12 +361,14 @@ class FaultTask(WSGITask):
             super().finish()
 
     def write(self, data: bytes) -> None:
-        ctx = self._sniff
-        if ctx is not None:  # the first write of an unfaulted answer: note status and ErrorNumber
-            self._sniff = None
-            ctx.entry.status = _status_code(self.status)
-            if data:
-                ctx.entry.error_number = _error_number(self.response_headers, data)
+        ctx = self._ctx
+        if ctx is not None:  # the answer starts out: log the request now, before the client can see it
+            self._ctx = None
+            if self._sniff:
+                ctx.entry.status = _status_code(self.status)
+                if data:
+                    ctx.entry.error_number = _error_number(self.response_headers, data)
+            self.channel.server.layer.finish(ctx)
         super().write(data)
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -448,6 +468,7 @@ class FaultChannel(HTTPChannel):
         try:
             if kind == "hang":
                 ctx.entry.outcome = "hung"
+                layer.finish(ctx)
                 self._take_off(request)
                 layer.scheduler.call_later(action.max_s, lambda: layer.on_loop(lambda: self._close_now(False)))
                 self.server.pull_trigger()  # poll again: a hung socket must notice its client leaving
@@ -460,13 +481,14 @@ class FaultChannel(HTTPChannel):
                     except Exception:
                         log.exception("device call before a %s failed", kind)
                 ctx.entry.outcome = "dropped" if kind == "drop" else "reset"
+                layer.finish(ctx)
                 self._take_off(request)
                 layer.on_loop(lambda: self._close_now(kind == "reset"))
             elif kind in ("refuse", "down"):
                 ctx.entry.outcome = "refused" if kind == "refuse" else "down"
+                layer.finish(ctx)
                 self._take_off(request)
-                layer.on_loop(lambda: self._close_now(False))
-                layer.outage(kind, action.duration_s)
+                layer.outage(kind, action.duration_s, then=lambda: self._close_now(False))
             else:
                 super().service()
         finally:

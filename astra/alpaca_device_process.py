@@ -126,6 +126,8 @@ class _Poller:
         self.delay = delay
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        #: monotonic time of the next read; changed under the poll condition only
+        self.next_at = time.monotonic()
 
 
 class AlpacaDevice(multiprocessing.Process):
@@ -766,10 +768,11 @@ class AlpacaDevice(multiprocessing.Process):
         with self._poll_lock:
             poller = self._pollers.get(method)
             if poller is not None:
-                poller.delay = delay
-                self._log("info", f"poll {method}: interval now {delay:g} s")
                 with self._poll_cond:
+                    poller.delay = delay
+                    poller.next_at = min(poller.next_at, time.monotonic() + delay)
                     self._poll_cond.notify_all()
+                self._log("info", f"poll {method}: interval now {delay:g} s")
                 return
             poller = _Poller(method, delay)
             poller.thread = threading.Thread(target=self.loop__, args=(method, delay), name=f"astra-poll[{method}]", daemon=True)
@@ -805,8 +808,8 @@ class AlpacaDevice(multiprocessing.Process):
             self._poll_cond.notify_all()
         self._log("info", "polls paused" if paused else "polls resumed")
 
-    def _wait_slot(self, poller: _Poller, when: float) -> bool:
-        """Sleep until ``when`` (and while paused) without busy-waiting; False when the poll must end."""
+    def _wait_slot(self, poller: _Poller) -> bool:
+        """Sleep until ``poller.next_at`` (and while paused) without busy-waiting; False when the poll must end."""
         with self._poll_cond:
             while True:
                 if poller.stop.is_set() or self._stop_event.is_set():
@@ -814,7 +817,7 @@ class AlpacaDevice(multiprocessing.Process):
                 if self._paused:
                     self._poll_cond.wait(0.5)
                     continue
-                remaining = when - time.monotonic()
+                remaining = poller.next_at - time.monotonic()
                 if remaining <= 0:
                     return True
                 self._poll_cond.wait(remaining)
@@ -827,8 +830,9 @@ class AlpacaDevice(multiprocessing.Process):
             return
         self._ready.wait()
         failures = 0
-        next_at = time.monotonic()
-        while self._wait_slot(poller, next_at):
+        with self._poll_cond:
+            poller.next_at = time.monotonic()
+        while self._wait_slot(poller):
             try:
                 kind, fn = self._resolve("get", method, {})
                 value = self._attempt_once(kind, method, fn)
@@ -840,7 +844,7 @@ class AlpacaDevice(multiprocessing.Process):
                     self._log("warning", f"poll {method} failed: {err}; backing off")
                 else:
                     self._log("debug", f"poll {method} failed {failures} times in a row: {err}")
-                next_at = time.monotonic() + backoff
+                self._schedule(poller, time.monotonic() + backoff)
                 continue
             if poller.stop.is_set():  # stopped while the read was in flight: record nothing more
                 return
@@ -848,12 +852,15 @@ class AlpacaDevice(multiprocessing.Process):
             if failures:
                 self._log("info", f"poll {method} recovered after {failures} failed reads")
                 failures = 0
-                next_at = time.monotonic() + poller.delay
+                self._schedule(poller, time.monotonic() + poller.delay)
             else:
-                next_at += poller.delay
-                now = time.monotonic()
-                if next_at < now:  # a read took longer than the interval: skip, never burst
-                    next_at = now
+                # Fixed rate: the next slot counts from the last one, so read time does not add up;
+                # a read that took longer than the interval skips slots, never bursts.
+                self._schedule(poller, max(poller.next_at + poller.delay, time.monotonic()))
+
+    def _schedule(self, poller: _Poller, when: float) -> None:
+        with self._poll_cond:
+            poller.next_at = when
 
     def _attempt_once(self, kind: str, method: str, fn: Any) -> Any:
         try:

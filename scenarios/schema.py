@@ -690,7 +690,7 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
-        tag = ctx.get("tag")
+        tag = repr(str(ctx.get("tag")).strip("'"))
         if ctx.get("discriminator") == "'do'":
             return f"unknown step {tag}; valid steps: {', '.join(sorted(_step_tags()))}"
         return f"unknown device type {tag}; valid types: {', '.join(sorted(DEVICE_CLASSES))}"

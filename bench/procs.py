@@ -1,12 +1,16 @@
-"""Starting server processes for benchmarks and reading their CPU time from /proc."""
+"""Starting server processes for benchmarks and reading their CPU time and memory from /proc."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -18,18 +22,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def rss_mb(pid: int) -> float:
+def status_kb(pid: int, key: str) -> int:
+    """A ``kB`` line of /proc/<pid>/status (``VmRSS``, ``VmHWM``, ...); -1 when absent."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS), MiB; shared pages (libraries, fork's copy-on-write) count in full."""
+    kb = status_kb(pid, "VmRSS")
+    return kb / 1024 if kb >= 0 else float("nan")
+
+
+def hwm_mb(pid: int) -> float:
+    """Peak resident set size so far (VmHWM), MiB."""
+    kb = status_kb(pid, "VmHWM")
+    return kb / 1024 if kb >= 0 else float("nan")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size (shared pages divided among their users), MiB; nan where unreadable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
 
 
 class ServerProcess:
     """A server subprocess that prints 'listening on http://HOST:PORT'; stopped on exit."""
 
-    def __init__(self, *args: str, timeout: float = 20.0) -> None:
+    def __init__(self, *args: str, timeout: float = 30.0) -> None:
         self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         self.url = ""
@@ -44,10 +73,24 @@ class ServerProcess:
         if not self.url:
             self.stop()
             raise RuntimeError(f"server {args} did not start")
+        # Keep reading what it prints later, so a chatty server never blocks on a full pipe.
+        threading.Thread(target=self._drain, name="bench-server-stdout", daemon=True).start()
+
+    def _drain(self) -> None:
+        try:
+            for _ in self.proc.stdout:
+                pass
+        except (OSError, ValueError):
+            pass
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as alpyca takes it."""
+        return self.url.split("://", 1)[1].rstrip("/")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -63,3 +106,32 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmulatorProcess(ServerProcess):
+    """``alpaca-emulator`` in its own process, from TOML text (None: the default devices); discovery off."""
+
+    def __init__(self, config_toml: str | None = None, *extra: str, timeout: float = 30.0) -> None:
+        self._tmp: str | None = None
+        args = ["-m", "emulator.cli", "--port", "0", "--no-discovery", *extra]
+        if config_toml is not None:
+            self._tmp = tempfile.mkdtemp(prefix="bench-emu-")
+            path = Path(self._tmp) / "emulator.toml"
+            path.write_text(config_toml)
+            args += ["--config", str(path)]
+        try:
+            super().__init__(*args, timeout=timeout)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def _cleanup(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._cleanup()

@@ -430,8 +430,9 @@ class FaultRule:
         return self._jitter_rng.uniform(0, a.jitter_ms) / 1000.0 if a.jitter_ms else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        d = self.spec.model_dump(mode="json")
-        d.update(id=self.id, matched=self.matched, fired=self.fired, created_s=self.created_s, seed=self.seed)
+        d: dict[str, Any] = {"id": self.id}
+        d.update(self.spec.model_dump(mode="json"))
+        d.update(matched=self.matched, fired=self.fired, created_s=self.created_s, seed=self.seed)
         return d
 
     def remove(self) -> None:

@@ -135,3 +135,38 @@ class EmulatorProcess(ServerProcess):
             super().stop()
         finally:
             self._cleanup()
+
+
+class QueueDrainer:
+    """Empties a multiprocessing queue in a thread, counting (or keeping) what comes, so producers never block."""
+
+    def __init__(self, queue: object, keep: bool = False) -> None:
+        self.queue = queue
+        self.keep = keep
+        self.items: list = []
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-queue-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import queue as _queue
+
+        while not self._stop.is_set():
+            try:
+                item = self.queue.get(timeout=0.2)  # type: ignore[attr-defined]
+            except _queue.Empty:
+                continue
+            except (OSError, ValueError, EOFError):
+                return
+            self.count += 1
+            if self.keep:
+                self.items.append(item)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        try:
+            self.queue.close()  # type: ignore[attr-defined]
+        except Exception:
+            pass

@@ -277,6 +277,7 @@ class Telescope(Device):
         self._target_dec: float | None = None
         self._stuck = False
         self._slew: _Slew | None = None
+        self._slew_seq = 0  # counts slews started, so a waiter can tell "its" slew from the next one
         self._slew_done = threading.Condition(self.lock)
         pole_alt = abs(self._lat)
         pole_az = 0.0 if self._lat >= 0 else 180.0
@@ -410,6 +411,7 @@ class Telescope(Device):
         self._move = {0: 0.0, 1: 0.0}
         self._pulses.clear()
         self._at_home = False
+        self._slew_seq += 1
         if kind != "park":
             self._parked = False
         self._slew = _Slew(
@@ -439,11 +441,12 @@ class Telescope(Device):
     def _wait_for_slew(self) -> None:
         """Block a synchronous slew until it is over, without holding the device lock."""
         deadline = time.monotonic() + self.config.sync_wait_limit_s
-        slew = self._slew
+        seq = self._slew_seq
         while True:
             self._update()
-            if self._slew is None or self._slew is not slew:
-                return
+            slew = self._slew
+            if slew is None or self._slew_seq != seq:
+                return  # finished, aborted, or replaced by another client's slew
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AscomError(

@@ -12,6 +12,8 @@ although an echo of 0 is legal (we relax that one minimum).
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import time
 from pathlib import Path
@@ -39,7 +41,7 @@ QUERY_VALUES = {"Axis": "0", "Id": "0", "SensorName": "Temperature", "RightAscen
 ALLOWED_GET_ERRORS = {0x400, 0x401, 0x402, 0x40B}
 
 
-class _SpecLoader(yaml.SafeLoader):
+class _SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML 1.1 SafeLoader whose booleans are only true/false (so ``title: Off`` stays a string)."""
 
 
@@ -52,10 +54,15 @@ _SpecLoader.add_implicit_resolver(
 )
 
 
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> dict:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_spec(path: Path) -> dict:
     if not path.exists():
         pytest.skip(f"official Alpaca OpenAPI file not found at {path} (it lives in ../shared, outside the repo)")
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+    return copy.deepcopy(_parse(path))
 
 
 def _pointer(doc: dict, ref: str) -> Any:
@@ -195,7 +202,7 @@ def served():
 def _get_ids(doc_path: Path = DEVICE_SPEC) -> list[tuple[str, str]]:
     if not doc_path.exists():
         return [("spec-missing", "spec-missing")]
-    doc = yaml.load(doc_path.read_text(encoding="utf-8"), Loader=_SpecLoader)  # noqa: S506
+    doc = _parse(doc_path)
     return sorted({(t, m) for t, verb, m, _ in spec_operations(doc) if verb == "GET"})
 
 

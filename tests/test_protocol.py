@@ -325,3 +325,21 @@ def test_json_numbers_use_a_period(emu):
     if body["ErrorNumber"] == 0:
         assert isinstance(body["Value"], (int, float))
         assert "," not in json.dumps(body["Value"])
+
+
+def test_chunked_put_body_is_read(emu):
+    """Some clients stream the form body (Transfer-Encoding: chunked, no Content-Length)."""
+
+    def body():
+        yield b"Connected=true&"
+        yield b"ClientTransactionID=4"
+
+    resp = requests.put(
+        api(emu, "safetymonitor/0/connected"),
+        data=body(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=TIMEOUT,
+    )
+    assert resp.request.headers.get("Transfer-Encoding") == "chunked"
+    assert ok_json(resp)["ClientTransactionID"] == 4
+    assert emu.device("safetymonitor").connected is True

@@ -59,7 +59,10 @@ class ServerProcess:
     """A server subprocess that prints 'listening on http://HOST:PORT'; stopped on exit."""
 
     def __init__(self, *args: str, timeout: float = 30.0) -> None:
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True)
+        # Its stderr (waitress's "Task queue depth" warnings under load, ...) goes to a file,
+        # shown only if it fails to start, so it does not drown the figures.
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         deadline = time.monotonic() + timeout
         self.url = ""
         while time.monotonic() < deadline:
@@ -71,8 +74,8 @@ class ServerProcess:
             if not line and self.proc.poll() is not None:
                 break
         if not self.url:
-            self.stop()
-            raise RuntimeError(f"server {args} did not start")
+            self.stop(close_log=False)
+            raise RuntimeError(f"server {args} did not start:\n{self.stderr_text()[-3000:]}")
         # Keep reading what it prints later, so a chatty server never blocks on a full pipe.
         threading.Thread(target=self._drain, name="bench-server-stdout", daemon=True).start()
 
@@ -83,6 +86,13 @@ class ServerProcess:
         except (OSError, ValueError):
             pass
 
+    def stderr_text(self) -> str:
+        try:
+            self._stderr.seek(0)
+            return self._stderr.read()
+        except (OSError, ValueError):
+            return ""
+
     @property
     def pid(self) -> int:
         return self.proc.pid
@@ -92,7 +102,7 @@ class ServerProcess:
         """``host:port``, as alpyca takes it."""
         return self.url.split("://", 1)[1].rstrip("/")
 
-    def stop(self) -> None:
+    def stop(self, close_log: bool = True) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -100,6 +110,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if close_log:
+            try:
+                self._stderr.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "ServerProcess":
         return self
@@ -130,9 +145,9 @@ class EmulatorProcess(ServerProcess):
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def stop(self) -> None:
+    def stop(self, close_log: bool = True) -> None:
         try:
-            super().stop()
+            super().stop(close_log)
         finally:
             self._cleanup()
 

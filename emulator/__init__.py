@@ -61,10 +61,12 @@ class Emulator:
             cfg = load_config(config)
         else:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
-        if time_scale is not None:
-            cfg.emulator.time_scale = time_scale
-        if seed is not None:
-            cfg.emulator.seed = seed
+        overrides = {k: v for k, v in (("time_scale", time_scale), ("seed", seed)) if v is not None}
+        if overrides:
+            cfg = config_from_dict(
+                {**cfg.model_dump(mode="python"), "emulator": {**cfg.emulator.model_dump(), **overrides}},
+                "Emulator arguments",
+            )
         self.config = cfg
         self.host = host
         self._requested_port = port

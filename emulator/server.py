@@ -2,7 +2,7 @@
 
 Waitress runs an asyncore-style loop over its own socket map until the map is empty. To stop,
 we hand the loop thread a thunk (through waitress's trigger) that closes every dispatcher in the
-map, so the loop ends by itself; then the worker threads are shut down and joined. No socket,
+map, so the loop ends by itself. The worker threads are shut down and joined first. No socket,
 no thread outlives :meth:`BackgroundServer.stop`.
 """
 
@@ -62,12 +62,16 @@ class BackgroundServer:
             self._stopped.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close every socket, end the loop thread and the worker threads (and fault timers)."""
+        """End the worker threads, then close every socket and end the loop thread.
+
+        Workers go first, while the loop still runs: a request being served may still flush
+        its answer or pull the trigger, which must not be closed under it.
+        """
         if self.layer is not None:
             self.layer.stop()
+        self.server.task_dispatcher.shutdown(timeout=timeout)
         if self._thread is None:
             self._close_all()
-            self.server.task_dispatcher.shutdown(timeout=timeout)
             return
         if self._thread.is_alive():
             try:
@@ -77,7 +81,6 @@ class BackgroundServer:
             self._thread.join(timeout)
             if self._thread.is_alive():  # pragma: no cover - should not happen
                 log.warning("server loop on port %s did not stop within %.1fs", self.port, timeout)
-        self.server.task_dispatcher.shutdown(timeout=timeout)
         self._thread = None
 
     def _close_all(self) -> None:

@@ -59,3 +59,24 @@ def test_unknown_device_type_in_config(tmp_path):
 def test_duplicate_device_number_rejected():
     with pytest.raises(ConfigError, match="configured twice"):
         Emulator({"devices": [{"type": "focuser", "number": 1}, {"type": "focuser", "number": 1}]})
+
+
+def test_time_scale_argument_is_validated():
+    with pytest.raises(ConfigError, match="time_scale"):
+        Emulator(time_scale=0)
+    with pytest.raises(ConfigError, match="time_scale"):
+        Emulator(time_scale=1e9)
+
+
+def test_stop_right_after_requests_logs_no_error(caplog):
+    """Workers finish before the trigger closes: no 'Bad file descriptor' from waitress."""
+    import logging
+
+    caplog.set_level(logging.ERROR)
+    for _ in range(5):
+        with Emulator() as emu:
+            s = requests.Session()
+            for _ in range(20):
+                s.get(f"{emu.url}/api/v1/safetymonitor/0/issafe", timeout=5)
+            s.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

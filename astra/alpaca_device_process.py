@@ -130,6 +130,21 @@ class _Poller:
         self.next_at = time.monotonic()
 
 
+class _RequestsWithTimeout:
+    """Stands in for the ``requests`` module inside one alpyca module: ``get`` gets a default timeout."""
+
+    def __init__(self, module: Any, timeout: float) -> None:
+        self._module = module
+        self._timeout = timeout
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._module.get(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
 class AlpacaDevice(multiprocessing.Process):
     """Multiprocessing wrapper for ALPACA astronomical devices.
 
@@ -140,7 +155,8 @@ class AlpacaDevice(multiprocessing.Process):
     ``http_timeout`` (per HTTP request, s), ``retry`` (:class:`RetryPolicy` or dict),
     ``start_method`` (``"spawn"|"fork"|"forkserver"``; None = the default context),
     ``connect_timeout`` (how long Connecting may stay true), ``poll_max_backoff_s`` (longest
-    wait between polls during an outage), ``workers`` (threads serving calls in the child).
+    wait between polls during an outage), ``image_timeout`` (per ImageArray download, which
+    alpyca sends without any timeout), ``workers`` (threads serving calls in the child).
     """
 
     def __init__(
@@ -159,6 +175,7 @@ class AlpacaDevice(multiprocessing.Process):
         start_method: Optional[str] = None,
         connect_timeout: float = 30.0,
         poll_max_backoff_s: float = 10.0,
+        image_timeout: float = 60.0,
         workers: int = 4,
         daemon: bool = True,
     ) -> None:
@@ -167,7 +184,12 @@ class AlpacaDevice(multiprocessing.Process):
             raise ValueError(f"start_method must be one of {START_METHODS} or None, got {start_method!r}")
         if isinstance(device_number, bool) or not isinstance(device_number, int) or device_number < 0:
             raise ValueError(f"device_number must be an int >= 0, got {device_number!r}")
-        for name, value in (("call_timeout", call_timeout), ("http_timeout", http_timeout), ("connect_timeout", connect_timeout)):
+        for name, value in (
+            ("call_timeout", call_timeout),
+            ("http_timeout", http_timeout),
+            ("connect_timeout", connect_timeout),
+            ("image_timeout", image_timeout),
+        ):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a number > 0, got {value!r}")
         if not isinstance(workers, int) or workers < 1:
@@ -187,6 +209,7 @@ class AlpacaDevice(multiprocessing.Process):
         self.http_timeout = float(http_timeout)
         self.connect_timeout = float(connect_timeout)
         self.poll_max_backoff_s = float(poll_max_backoff_s)
+        self.image_timeout = float(image_timeout)
         self.workers = workers
         self.retry = RetryPolicy.from_value(retry)
         self.metadata: Dict[str, Any] = {
@@ -472,6 +495,11 @@ class AlpacaDevice(multiprocessing.Process):
         device = getattr(module, DEVICE_TYPES[self.type_key])(self.ip, self.device_number)
         device.rqs.close()
         device.rqs = _TimeoutSession(self.http_timeout)
+        if self.type_key == "camera":
+            # alpyca downloads images with a bare requests.get and no timeout, holding its
+            # class-wide lock: one hung download would wedge this process for good. This
+            # process serves only this device, so giving that module a timeout is contained.
+            module.requests = _RequestsWithTimeout(requests, self.image_timeout)  # type: ignore[attr-defined]
         return device
 
     def _connect__(self) -> None:

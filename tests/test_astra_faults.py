@@ -125,3 +125,19 @@ def test_polling_rides_out_a_3_s_refuse_and_resumes_by_itself():
         count = emu.traffic.count(device_type="safetymonitor", member="issafe")
         assert wait_until(lambda: emu.traffic.count(device_type="safetymonitor", member="issafe") >= count + 3, 5)
         assert wait_until(lambda: any("poll IsSafe recovered" in t for t in col.logs("info")), 5)
+
+
+def test_hung_image_download_times_out_instead_of_wedging_the_process():
+    cfg = {"devices": [{"type": "camera", "width": 64, "height": 48, "readout_time_s": 0.0}]}
+    with Emulator(cfg) as emu, running_device(emu.address, "Camera", image_timeout=0.5, retry={"tries": 1}) as (dev, col):
+        dev.get("StartExposure", Duration=0.05, Light=True)
+        assert wait_until(lambda: dev.get("ImageReady"), 5)
+        emu.faults.add({"match": {"device_type": "camera", "member": "imagearray"}, "action": {"kind": "hang", "max_s": 5},
+                        "trigger": {"count": 1}})
+        t0 = time.monotonic()
+        with pytest.raises(RemoteDeviceError) as info:
+            dev.get("ImageArray")  # alpyca itself would wait forever, holding its process-wide lock
+        assert info.value.cause == "timeout" and time.monotonic() - t0 < 5
+        image = dev.get("ImageArray")
+        assert len(image) == 64 and len(image[0]) == 48
+        assert dev.get("Name") == "Rehearsal Camera 0"

@@ -22,6 +22,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def thread_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's live threads in ns precision (sum of /proc/<pid>/task/*/schedstat).
+
+    Ticks (``cpu_seconds``) are 10 ms here, too coarse for a few hundred requests; threads that
+    already ended are not counted, which suits long-lived servers. Falls back to ticks.
+    """
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return cpu_seconds(pid)
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9 if total else cpu_seconds(pid)
+
+
 def status_kb(pid: int, key: str) -> int:
     """A ``kB`` line of /proc/<pid>/status (``VmRSS``, ``VmHWM``, ...); -1 when absent."""
     with open(f"/proc/{pid}/status") as f:

@@ -1,0 +1,39 @@
+"""The emulator's app served without the fault layer: plain waitress, no rules, no traffic log.
+
+Only for ``bench.server_cpu``: against the normal emulator (which always serves through
+:mod:`emulator.sockets`), it shows what the fault layer costs with no rule loaded.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from emulator.app import ServerTransactions, build_app
+from emulator.config import load_config
+from emulator.registry import Registry
+from emulator.server import BackgroundServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m bench.emulator_no_faults CONFIG.toml", file=sys.stderr)
+        return 2
+    registry = Registry(load_config(args[0]))
+    server = BackgroundServer(build_app(registry, ServerTransactions()), "127.0.0.1", 0, threads=8)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    server.start()
+    print(f"listening on http://127.0.0.1:{server.port}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,7 +37,14 @@ class DiscoveryResponder:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         self._stop_r, self._stop_w = socket.socketpair()
+        from emulator.server import close_after_fork
+
+        close_after_fork(self)
         self._thread = threading.Thread(target=self._serve, name=f"discovery:{self.port}", daemon=True)
+
+    def _close_in_child(self) -> None:
+        for s in (self.sock, self._stop_r, self._stop_w):
+            s.close()
 
     def start(self) -> None:
         self._thread.start()

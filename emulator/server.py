@@ -9,13 +9,39 @@ no thread outlives :meth:`BackgroundServer.stop`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from typing import Any, Callable
 
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
 log = logging.getLogger(__name__)
+
+#: Live servers and responders; a forked child closes their sockets (see close_after_fork).
+_HOLDERS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def close_after_fork(holder: Any) -> None:
+    """Have forked children close ``holder``'s sockets (it has a ``_close_in_child`` method).
+
+    A child forked while an emulator serves (an AlpacaDevice started with the fork method, say)
+    would otherwise keep the listening socket open: a ``refuse`` fault could not free the
+    port, and connections would queue, unanswered, on the child's copy.
+    """
+    _HOLDERS.add(holder)
+
+
+def _close_all_in_child() -> None:
+    for holder in list(_HOLDERS):
+        try:
+            holder._close_in_child()
+        except Exception:  # noqa: BLE001 - a child must start whatever happens here
+            pass
+
+
+os.register_at_fork(after_in_child=_close_all_in_child)
 
 
 class BackgroundServer:
@@ -48,6 +74,16 @@ class BackgroundServer:
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        close_after_fork(self)
+
+    def _close_in_child(self) -> None:
+        for dispatcher in list(self.server._map.values()):
+            sock = getattr(dispatcher, "socket", None)
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"waitress:{self.port}", daemon=True)

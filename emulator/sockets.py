@@ -300,12 +300,7 @@ class FaultLayer:
             return  # a longer outage began meanwhile; its own timer ends it
         try:
             if server.socket.getsockname()[1] != server._outage_addr[1]:  # bind failed: try again
-                server.del_channel()
-                server.socket.close()
-                fresh = socket.socket(server.family, socket.SOCK_STREAM)
-                fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                fresh.bind(server._outage_addr)
-                server.set_socket(fresh)
+                server.socket.bind(server._outage_addr)  # still unbound, so it may be bound now
             server.socket.listen(server.adj.backlog)
         except OSError as exc:
             log.error("could not listen again on port %s: %s; retrying in 1 s", server._outage_addr[1], exc)

@@ -80,3 +80,32 @@ def test_stop_right_after_requests_logs_no_error(caplog):
                 s.get(f"{emu.url}/api/v1/safetymonitor/0/issafe", timeout=5)
             s.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+def _sleep_in_child(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
+def test_forked_child_does_not_keep_the_listening_socket():
+    """A child forked while the emulator serves must not hold its port after the emulator stops."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with Emulator(discovery_port=0) as emu:
+        port, udp_port = emu.port, emu.discovery_port
+        child = ctx.Process(target=_sleep_in_child, args=(30,))
+        child.start()
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(1)  # EADDRINUSE if the child still had the listening socket
+        s.close()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", udp_port))
+        u.close()
+    finally:
+        child.kill()
+        child.join(5)

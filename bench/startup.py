@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(machine())
+    import sys
+
+    preloaded = "alpaca.focuser" in sys.modules
+    print("this process has " + ("already" if preloaded else "not") + " imported alpyca: a fork child "
+          + ("inherits it" if preloaded else "must import requests and alpyca itself (astra imports them lazily)"))
     results: dict[str, Any] = {}
     with EmulatorProcess(_focusers(args.devices)) as server:
         for method in methods:
@@ -165,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 target = TARGET_MS.get(method)
                 if target is not None:
                     print(f"{'':<44} target <= {target:.0f} ms: {verdict_text(median <= target)}")
-                results[f"start {method} ms"] = {"median": median, "baseline": series[f"bare Process round trip ({method})"].median, "target": target}
+                results[f"start {method} ms"] = {"median": median, "baseline": series[f"bare Process round trip ({method})"].median,
+                                                 "target": target, "alpyca preloaded": preloaded}
                 group = interleave(
                     args.group_rounds,
                     {
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
             finally:
                 drainer.close()
-        if "fork" in methods:
+        if "fork" in methods and not preloaded:
             # What the fork child spends most of its start-up on: importing requests and alpyca,
             # which astra imports lazily in the child. With them imported in the parent first:
             import alpaca.focuser  # noqa: F401

@@ -17,7 +17,7 @@ from bench.harness import machine, verdict_text
 
 # name -> (modest arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
-# startup first: it measures fork children of a process that has not imported alpyca yet
+    # startup first: it measures fork children of a process that has not imported alpyca yet
     "startup": (["--rounds", "5", "--group-rounds", "2"], ["--rounds", "2", "--group-rounds", "1", "--methods", "spawn,fork"]),
     "device_calls": (["--calls", "100", "--rounds", "11"], ["--calls", "30", "--rounds", "3"]),
     "server_cpu": (["--requests", "1500", "--rounds", "5"], ["--requests", "300", "--rounds", "2"]),

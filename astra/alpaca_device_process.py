@@ -36,7 +36,7 @@ import queue as _queue
 import signal
 import threading
 import time
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, Dict, List, Optional, Union
 
 from astra import recorder as _recorder
@@ -96,7 +96,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 # Attributes holding threads, locks, pipes' caller end and caches: never pickled to the child,
 # rebuilt on each side by _init_local_state().
 _LOCAL_KEYS = (
-    "lock", "_channel", "_cache", "_cache_lock", "_state", "_state_lock",
+    "lock", "_reap_lock", "_channel", "_cache", "_cache_lock", "_state", "_state_lock",
     "_stop_event", "_ready", "_connect_error", "_connect_lock", "_work", "_workers",
     "_pollers", "_poll_lock", "_poll_cond", "_paused", "_latest", "_latest_lock", "_tls", "_back",
     "_stop_rid", "_astra_ppid",
@@ -240,6 +240,7 @@ class AlpacaDevice(multiprocessing.Process):
         #: Serialises writers on this side's end of the pipe.
         self.lock = threading.RLock()
         # caller side
+        self._reap_lock = threading.RLock()
         self._channel: FrontChannel | None = None
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_lock = threading.Lock()
@@ -305,10 +306,43 @@ class AlpacaDevice(multiprocessing.Process):
         with self._state_lock:
             self._state = "running"
 
+    # Reaping is serialised: the reader thread asks for the exit code while the caller may be in
+    # join(), and forkserver's Popen.poll reads the status from a pipe, so two threads polling at
+    # once can lose it (one gets the code, the other EOF and 255).
+
+    @property
+    def exitcode(self) -> int | None:  # type: ignore[override]
+        with self._reap_lock:
+            return multiprocessing.Process.exitcode.fget(self)  # type: ignore[attr-defined]
+
+    def is_alive(self) -> bool:
+        with self._reap_lock:
+            return super().is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the device process to end (see :meth:`multiprocessing.Process.join`)."""
+        if self._popen is None:
+            return super().join(timeout)  # not started: multiprocessing's own error
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            if self._exitcode() is not None:
+                with self._reap_lock:
+                    super().join(0)  # the code is known: this only forgets the child
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                ready = wait([self.sentinel], 0.5 if remaining is None else min(remaining, 0.5))
+            except (OSError, ValueError):
+                ready = []
+            if ready:  # exited but maybe not yet reapable: do not spin
+                time.sleep(0.002)
+
     def _exitcode(self) -> int | None:
         try:
             return self.exitcode
-        except ValueError:
+        except (ValueError, AssertionError):
             return None
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -328,7 +362,7 @@ class AlpacaDevice(multiprocessing.Process):
             channel = self._channel
             channel.stopping = True
             deadline = time.monotonic() + max(0.0, timeout)
-            if self.is_alive():
+            if self._exitcode() is None:
                 try:
                     channel.request("stop", {}, max(0.05, timeout), method="stop")
                 except AlpacaDeviceError:

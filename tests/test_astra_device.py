@@ -170,7 +170,7 @@ def test_sigstop_honours_the_deadline_and_stop_escalates():
             t0 = time.monotonic()
             dev.stop(timeout=0.5)  # asks, waits 0.5 s, terminates (pending while stopped), kills
             assert time.monotonic() - t0 < 10.0, "stop() did not escalate"
-            assert dev.exitcode == -signal.SIGKILL
+            assert dev.exitcode == -signal.SIGKILL, f"exit code {dev.exitcode}"
         finally:
             if dev.is_alive():
                 os.kill(dev.pid, signal.SIGKILL)
@@ -376,3 +376,25 @@ def test_device_process_exits_when_its_caller_dies(tmp_path):
             return True
 
     assert wait_until(gone, 10), f"orphaned device process {pid} is still running"
+
+
+def test_exit_code_is_never_lost_to_the_reader_thread():
+    """forkserver reports the exit code through a pipe: the reader thread and join() must not both read it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    codes = []
+    for _ in range(10):
+        q = ctx.Queue()
+        dev = AlpacaDevice("127.0.0.1:1", "Focuser", 0, "f", q, connectable=False, start_method="forkserver")
+        dev.start()
+        try:
+            dev.poll_list()
+            os.kill(dev.pid, signal.SIGKILL)
+            dev.join(5)
+            codes.append(dev.exitcode)
+        finally:
+            dev.stop()
+            q.close()
+            q.join_thread()
+    assert codes == [-signal.SIGKILL] * 10

@@ -890,7 +890,9 @@ class AlpacaDevice(multiprocessing.Process):
             poller = self._pollers.get(method)
         if poller is None:
             return
-        self._ready.wait()
+        while not self._ready.wait(0.2):  # polls start once the connect has finished
+            if poller.stop.is_set() or self._stop_event.is_set():
+                return
         failures = 0
         with self._poll_cond:
             poller.next_at = time.monotonic()

@@ -6,6 +6,12 @@ Only for ``bench.server_cpu``: against the normal emulator (which always serves 
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``bench`` importable
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
 import signal
 import sys
 import threading

@@ -12,6 +12,12 @@ the rule itself is responsible for.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``bench`` importable
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
 import argparse
 import json
 import time

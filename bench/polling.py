@@ -21,11 +21,19 @@ polls it skipped as missed.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``bench`` importable
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
 import argparse
+import json
 import multiprocessing
 import queue as _queue
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -85,6 +93,29 @@ class Side:
             "caller cores": self.caller_cpu_s / self.wall_s if self.wall_s else float("nan"),
             "device processes cores": self.children_cpu_s / self.wall_s if self.wall_s else float("nan"),
         }
+
+
+def server_view(url: str, since: float, until: float, delay: float) -> dict[str, float]:
+    """The emulator's traffic log for one round: arrival-interval error per member and handling time.
+
+    Arrivals are stamped when the emulator starts handling a request, before any answer: a late
+    arrival means the poll left late (device process not scheduled) or waited in the server's
+    accept/queue, not a slow answer; ``handling`` is the server's time to the answer.
+    """
+    with urllib.request.urlopen(f"{url}/emulator/v1/traffic?since={since}", timeout=30) as r:
+        entries = json.loads(r.read())
+    arrivals: dict[tuple[Any, Any], list[float]] = defaultdict(list)
+    handling = []
+    for e in entries:
+        if e.get("device_type") == "focuser" and since + SETTLE_S <= e["time"] <= until:
+            arrivals[(e["device_number"], e["member"])].append(e["time"])
+            handling.append(e["duration_s"])
+    errors = []
+    for times in arrivals.values():
+        times.sort()
+        errors += [abs(b - a - delay) for a, b in zip(times, times[1:])]
+    return {"arrival p99 ms": percentile(errors, 99) * 1e3, "handling p99 ms": percentile(handling, 99) * 1e3,
+            "handling max ms": max(handling, default=float("nan")) * 1e3, "requests": len(handling)}
 
 
 def _sampler(stop: threading.Event, calls: list[Callable[[], Any]], out: list[float], period: float = 0.005) -> None:
@@ -214,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             d.get("Position")
         print(f"{args.devices} device processes answering after {time.perf_counter() - t0:.1f} s")
         direct = None
+        views: list[dict[str, float]] = []
         try:
             for d in devs:
                 for member in MEMBERS:
@@ -229,6 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         _timed_round(kit, server.pid, per_round, [d.poll_latest for d in devs], pids)
                         for d in devs:
                             d.pause_polls()
+                        start, end = kit.windows[-1]
+                        views.append(server_view(server.url, start, end, delay))
                     else:
                         direct.running.set()
                         _timed_round(base, server.pid, per_round, [direct.read_latest], [])
@@ -266,12 +300,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, label, fmt in rows:
         ratio = ks[key] / bs[key] if bs[key] else float("nan")
         print(f"{label:<36}{fmt.format(ks[key]):>18}{fmt.format(bs[key]):>22}   {ratio:.2f}")
+    for i, v in enumerate(views):
+        print(f"emulator's view of AlpacaDevice round {i + 1}: {v['requests']} requests, arrival-interval error p99 "
+              f"{v['arrival p99 ms']:.1f} ms, handling p99 {v['handling p99 ms']:.2f} ms (max {v['handling max ms']:.1f} ms)")
     print("\ntargets (AlpacaDevice side):")
     print(f"  no missed interval: {ks['missed']:.0f} missed -> {verdict_text(ks['missed'] == 0)}")
     print(f"  p99 interval error < 50 ms: {ks['p99 error ms']:.1f} ms -> {verdict_text(ks['p99 error ms'] < 50)}")
     print(f"  poll_latest p99 < 2 ms: {ks['latest p99 us'] / 1e3:.3f} ms -> {verdict_text(ks['latest p99 us'] < 2000)}")
     print(f"  emulator CPU < 1 core: {ks['emulator cores']:.3f} -> {verdict_text(ks['emulator cores'] < 1)}")
     results["AlpacaDevice"] = ks
+    results["server view"] = views
     results["baseline"] = bs
     return results
 

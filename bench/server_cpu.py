@@ -12,6 +12,12 @@ servers, in an order that flips every other round.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``bench`` importable
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
 import argparse
 import http.client
 import tempfile

@@ -82,30 +82,43 @@ def test_stop_right_after_requests_logs_no_error(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
-def _sleep_in_child(seconds: float) -> None:
-    import time
+def _report_inherited_sockets(ports: tuple[int, int], conn) -> None:
+    """In the child: which of its open fds are sockets bound to the emulator's ports?"""
+    import os
 
-    time.sleep(seconds)
+    held = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue  # not a socket
+        try:
+            if s.getsockname()[1:2] and s.getsockname()[1] in ports:
+                held.append((fd, s.type.name, s.getsockname()[1]))
+        except OSError:
+            pass
+        finally:
+            s.close()
+    conn.send(held)
+    conn.close()
 
 
-def test_forked_child_does_not_keep_the_listening_socket():
-    """A child forked while the emulator serves must not hold its port after the emulator stops."""
+def test_forked_child_does_not_keep_the_emulator_sockets():
+    """A child forked while the emulator serves must not hold its HTTP or discovery socket.
+
+    (Checked from inside the child, so that other processes' traffic cannot disturb the test.)
+    """
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
     with Emulator(discovery_port=0) as emu:
-        port, udp_port = emu.port, emu.discovery_port
-        child = ctx.Process(target=_sleep_in_child, args=(30,))
+        child = ctx.Process(target=_report_inherited_sockets, args=((emu.port, emu.discovery_port), writer))
         child.start()
-    try:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        s.listen(1)  # EADDRINUSE if the child still had the listening socket
-        s.close()
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", udp_port))
-        u.close()
-    finally:
-        child.kill()
-        child.join(5)
+        writer.close()
+        assert reader.poll(20), "the child did not report"
+        held = reader.recv()
+    child.join(10)
+    reader.close()
+    assert held == [], f"the forked child kept emulator sockets: {held}"

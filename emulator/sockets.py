@@ -332,7 +332,8 @@ class FaultTask(WSGITask):
             self._answer(_status_line(action.status), [("Content-Type", "text/plain; charset=utf-8")], action.body.encode(), entry)
             return
         if kind == "ascom_error":
-            self._answer("200 OK", [("Content-Type", "application/json")], self._ascom_error(ctx, action), entry)
+            content_type, body = self._ascom_error(ctx, action)
+            self._answer("200 OK", [("Content-Type", content_type)], body, entry)
             return
         status, headers, body = self._call_app()
         entry.status = _status_code(status)
@@ -396,7 +397,10 @@ class FaultTask(WSGITask):
             entry.status = _status_code(status)
         self.write(body)
 
-    def _ascom_error(self, ctx: _Ctx, action: Any) -> bytes:
+    def _ascom_error(self, ctx: _Ctx, action: Any) -> tuple[str, bytes]:
+        """The error as the device would send it: JSON, or an ImageBytes error frame (section
+        8.6.2) when an ImageArray request asked for ImageBytes."""
+        from emulator import images
         from emulator.protocol import Params, envelope
 
         params = Params("PUT" if ctx.info.verb == "PUT" else "GET", ctx.pairs)
@@ -404,7 +408,10 @@ class FaultTask(WSGITask):
         server_tx = layer.transactions.next() if layer.transactions is not None else 0
         message = action.message or f"fault injected: ErrorNumber 0x{action.number:X}"
         ctx.entry.error_number = action.number
-        return envelope(params.client_transaction_id(), server_tx, has_value=False, error_number=action.number, error_message=message)
+        client_tx = params.client_transaction_id()
+        if (ctx.info.member or "").lower() == "imagearray" and images.wants_imagebytes(self.request.headers.get("ACCEPT")):
+            return images.IMAGEBYTES, images.imagebytes_error(action.number, message, client_tx, server_tx)
+        return "application/json", envelope(client_tx, server_tx, has_value=False, error_number=action.number, error_message=message)
 
     def _dribble(self, status: str, headers: list[tuple[str, str]], body: bytes, bytes_per_s: float) -> None:
         """Send the headers now and the body at ``bytes_per_s``; this does hold a worker, as a slow server would."""

@@ -104,6 +104,22 @@ def test_ascom_error_not_connected(emu):
     assert "Value" not in doc
 
 
+def test_ascom_error_on_imagearray_speaks_imagebytes_when_asked():
+    """An injected error on ImageArray comes back in the encoding the client asked for."""
+    import struct
+
+    with Emulator({"devices": [{"type": "camera", "connected": True}]}) as e:
+        e.faults.add(match={"member": "imagearray"}, action={"kind": "ascom_error", "number": 1035, "message": "readout jammed"})
+        url = e.url + "/api/v1/camera/0/imagearray"
+        r = requests.get(url, params={"ClientTransactionID": 5}, headers={"Accept": "application/imagebytes"}, timeout=5)
+        assert r.headers["Content-Type"] == "application/imagebytes"
+        version, number, client_tx, server_tx, data_start = struct.unpack_from("<iiIIi", r.content)
+        assert (version, number, client_tx, data_start) == (1, 1035, 5, 44) and server_tx > 0
+        assert r.content[44:] == b"readout jammed"
+        doc = requests.get(url, timeout=5).json()  # no Accept: the JSON envelope
+        assert doc["ErrorNumber"] == 1035 and doc["ErrorMessage"] == "readout jammed"
+
+
 def test_truncate(emu):
     emu.faults.add(match={"member": "issafe"}, action={"kind": "truncate"})
     with pytest.raises(requests.exceptions.RequestException):  # ChunkedEncodingError: IncompleteRead

@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     # startup first: it measures fork children of a process that has not imported alpyca yet
     "startup": (["--rounds", "5", "--group-rounds", "2"], ["--rounds", "2", "--group-rounds", "1", "--methods", "spawn,fork"]),
     "device_calls": (["--calls", "100", "--rounds", "11"], ["--calls", "30", "--rounds", "3"]),
+    "ipc_breakdown": (["--calls", "300"], ["--calls", "50"]),
     "server_cpu": (["--requests", "1500", "--rounds", "5"], ["--requests", "300", "--rounds", "2"]),
     "images": (["--rounds", "7", "--big-rounds", "1"], ["--rounds", "2", "--big", "2048", "--big-rounds", "1"]),
     "polling": (["--duration", "20", "--rounds", "2"], ["--duration", "6", "--rounds", "2"]),
@@ -40,6 +41,11 @@ def _summary(results: dict[str, Any]) -> list[str]:
             c = r[case]
             line(f"AlpacaDevice {case} vs direct alpyca (<= 1.15)",
                  f"{c['ratio']:.3f} ({c['AlpacaDevice us']:.0f} vs {c['direct us']:.0f} us)", c["ratio"] <= 1.15)
+    r = results.get("ipc_breakdown") or {}
+    if r:
+        handoffs = r["listener -> worker thread starts"] + r["reader -> calling thread returns"]
+        line("  wrapper time outside the HTTP call (stage medians)",
+             f"{r['total AlpacaDevice.get'] - r['HTTP call (alpyca, in the child)']:.0f} us, thread handoffs {handoffs:.0f} us", None)
     r = results.get("server_cpu") or {}
     if r:
         line("server CPU/GET vs bare Falcon+waitress, no rules (<= 1.3)", f"{r['no rules ratio']:.3f} ({r['no rules us']:.0f} vs {r['bare us']:.0f} us)", r["no rules ratio"] <= 1.3)

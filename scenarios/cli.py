@@ -110,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = args.paths or [str(library_dir())]
     pytest_args = [*paths, "-p", "no:cacheprovider", "-o", "addopts=", "-o", "python_files=", "-rfE"]
     pytest_args += ["--rootdir", os.getcwd(), "-c", os.devnull]
+    # this process imported the plugin before pytest started: nothing to rewrite, nothing to warn about
+    pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "scenarios.plugin", "-p", "xdist", "-p", "pytest_timeout"]
     if args.n is not None and str(args.n) not in ("0", "1"):

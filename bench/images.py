@@ -30,8 +30,8 @@ import sys
 import time
 from typing import Any
 
-from bench.harness import Series, interleave, machine, report, verdict_text
-from bench.procs import EmulatorProcess, QueueDrainer, status_kb
+from bench.harness import Series, interleave, machine, report
+from bench.procs import ROOT, EmulatorProcess, QueueDrainer, status_kb
 
 
 def camera_config(size: int) -> str:
@@ -160,7 +160,7 @@ def memory(size: int, rounds: int) -> dict[str, Any]:
             for mode in (("direct", "device") if i % 2 == 0 else ("device", "direct")):
                 proc = subprocess.run(
                     [sys.executable, "-m", "bench.images", "--worker", mode, "--address", server.address, "--big", str(size)],
-                    capture_output=True, text=True, timeout=300,
+                    capture_output=True, text=True, timeout=300, cwd=ROOT,
                 )
                 if proc.returncode != 0:
                     raise RuntimeError(f"memory worker {mode} failed:\n{proc.stderr[-2000:]}")

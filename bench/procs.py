@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
+#: The repository root: child interpreters run ``-m bench.<x>`` from here, wherever we were started.
+ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -82,7 +84,7 @@ class ServerProcess:
         # Its stderr (waitress's "Task queue depth" warnings under load, ...) goes to a file,
         # shown only if it fails to start, so it does not drown the figures.
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self.proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=self._stderr, text=True, cwd=ROOT)
         deadline = time.monotonic() + timeout
         self.url = ""
         while time.monotonic() < deadline:

@@ -334,7 +334,11 @@ class Runner:
             self._drainer = threading.Thread(target=self._drain, name=f"scenario-queue:{self.sc.name}", daemon=True)
             self._drainer.start()
             for spec in self.sc.devices:
-                kwargs: dict[str, Any] = {"call_timeout": spec.call_timeout, "http_timeout": spec.http_timeout}
+                kwargs: dict[str, Any] = {
+                    "call_timeout": spec.call_timeout,
+                    "http_timeout": spec.http_timeout,
+                    "image_timeout": spec.image_timeout,
+                }
                 if spec.retry is not None:
                     kwargs["retry"] = spec.retry.model_dump()
                 kwargs["start_method"] = spec.start_method

@@ -128,6 +128,9 @@ class DeviceSpec(Strict):
     connectable: bool = Field(True, description="Connect at start (Platform 7 Connect, else Connected=True)")
     call_timeout: float = Field(5.0, gt=0, le=600, description="Deadline of every front-side call (wall s)")
     http_timeout: float = Field(2.0, gt=0, le=600, description="HTTP timeout of the child's requests (wall s)")
+    image_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Timeout of each ImageArray download (wall s; alpyca itself sets none)"
+    )
     retry: RetrySpec | None = Field(None, description="Retry policy; absent = the library default")
     start_method: Literal["spawn", "fork", "forkserver"] = Field(
         "forkserver",

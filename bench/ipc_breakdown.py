@@ -6,7 +6,7 @@ the patches; the child sends its stamps back inside each reply. All stamps are
 ``time.monotonic()``, one clock for every process on the host. Because it depends on private
 names, it stops with a clear message when astra changes them.
 
-    python -m bench.ipc_breakdown [--calls 600]
+    python -m bench.ipc_breakdown [--calls 600] [--op get|set]
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def _patch() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=600)
+    ap.add_argument("--op", choices=("get", "set"), default="get", help="get Position, or set TempComp")
     args = ap.parse_args(argv)
     caller = _patch()
     from alpaca.focuser import Focuser
@@ -104,25 +105,30 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         dev.start()
         direct = Focuser(server.address, 0)
         try:
+            if args.op == "get":
+                wrapped, plain = (lambda: dev.get("Position")), (lambda: direct.Position)
+            else:
+                wrapped, plain = (lambda: dev.set("TempComp", False)), (lambda: setattr(direct, "TempComp", False))
             for _ in range(20):
-                dev.get("Position")
-                direct.Position
+                wrapped()
+                plain()
             mono = time.monotonic
             for _ in range(args.calls):
                 t0 = mono()
-                _, st = dev.get("Position")
+                _, st = wrapped()
                 t9 = mono()
                 values = (st["recv"] - t0, st["worker"] - st["recv"], st["http0"] - st["worker"], st["http1"] - st["http0"],
                           st["reply"] - st["http1"], caller["reader"] - st["reply"], t9 - caller["reader"], t9 - t0)
                 for name, v in zip(STAGES, values):
                     segs[name].append(v * 1e6)
                 a = mono()
-                direct.Position
+                plain()
                 segs[STAGES[-1]].append((mono() - a) * 1e6)
         finally:
             dev.stop()
             drainer.close()
-    print(f"\n== one AlpacaDevice.get('Position'), stage by stage ({args.calls} calls, fork child)")
+    what = "get('Position')" if args.op == "get" else "set('TempComp', False)"
+    print(f"\n== one AlpacaDevice.{what}, stage by stage ({args.calls} calls, fork child)")
     for name in STAGES:
         print(f"{name:<40} median {statistics.median(segs[name]):8.1f} us   p90 {percentile(segs[name], 90):8.1f} us")
     wrapper = statistics.median(segs["total AlpacaDevice.get"]) - statistics.median(segs["HTTP call (alpyca, in the child)"])

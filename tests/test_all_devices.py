@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-import time
+from functools import partial
 from typing import Any, Callable
 
 import pytest
@@ -26,6 +26,7 @@ from alpaca.exceptions import (
 
 from emulator import Emulator
 from emulator.devices import DEVICE_CLASSES
+from support import wait_for as _wait_for
 
 DEADLINE = 20.0
 
@@ -198,12 +199,7 @@ def properties(device_type: str) -> list[str]:
     return [name for name, value in inspect.getmembers(cls) if isinstance(value, property)]
 
 
-def wait_until(predicate: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline}s waiting for {what}")
-        time.sleep(0.02)
+wait_for = partial(_wait_for, timeout=DEADLINE)
 
 
 def imagebytes_error_number(emu: Emulator, member: str = "imagearray") -> int:
@@ -284,7 +280,7 @@ def test_camera_image_members_after_an_exposure():
         cam = alpyca_class("camera")(emu.address, 0)
         cam.Connected = True
         cam.StartExposure(0.5, True)
-        wait_until(lambda: cam.ImageReady, "ImageReady")
+        wait_for(lambda: cam.ImageReady, "ImageReady")
         image = cam.ImageArray
         assert len(image) == cam.NumX and len(image[0]) == cam.NumY
         assert cam.ImageArrayInfo.Rank == 2
@@ -312,10 +308,10 @@ def test_platform7_connect_and_disconnect(device_type):
         dev = alpyca_class(device_type)(emu.address, 0)
         assert dev.Connected is False
         dev.Connect()
-        wait_until(lambda: not dev.Connecting, "Connecting to become false after Connect()")
+        wait_for(lambda: not dev.Connecting, "Connecting to become false after Connect()")
         assert dev.Connected is True
         dev.Disconnect()
-        wait_until(lambda: not dev.Connecting, "Connecting to become false after Disconnect()")
+        wait_for(lambda: not dev.Connecting, "Connecting to become false after Disconnect()")
         assert dev.Connected is False
 
 

@@ -13,12 +13,12 @@ import pytest
 from astra import recorder
 from astra.alpaca_device_process import AlpacaDevice, AlpacaDeviceIPCError, RemoteDeviceError
 from emulator import Emulator
+from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
     closed_port,
     no_device_process_left,
     process_gone,
     running_device,
-    wait_until,
 )
 
 

@@ -9,10 +9,10 @@ import requests
 
 from astra.alpaca_device_process import RemoteDeviceError
 from emulator import Emulator
+from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
     no_device_process_left,
     running_device,
-    wait_until,
 )
 
 

@@ -6,11 +6,11 @@ import threading
 import time
 
 from emulator import Emulator
+from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
     child_cpu_seconds,
     no_device_process_left,
     running_device,
-    wait_until,
 )
 
 

@@ -10,12 +10,12 @@ import multiprocessing
 import os
 import socket
 import threading
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from astra.alpaca_device_process import AlpacaDevice
+from support import wait_until
 
 #: pids of every device process the astra tests started, checked at the end of each module.
 STARTED_PIDS: list[int] = []
@@ -61,16 +61,6 @@ class QueueCollector:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it is truthy or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def process_gone(pid: int) -> bool:

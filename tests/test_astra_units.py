@@ -259,6 +259,6 @@ def test_recorder_stores_structured_values_with_bound_parameters(tmp_path):
 
 
 def wait_for_count(rec: recorder.Recorder, n: int) -> bool:
-    from test_astra_support import wait_until
+    from support import wait_until
 
     return bool(wait_until(lambda: rec.recorded >= n, 5.0))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from alpaca.telescope import GuideDirections
 
 from emulator import Emulator
 from emulator.config import ConfigError
+from support import wait_for as _wait_for
 
 SMALL = {"type": "camera", "width": 120, "height": 80, "star_count": 20, "connected": True}
 
@@ -44,14 +46,7 @@ def _image_error(emu: Emulator) -> int:
     return requests.get(f"{emu.url}/api/v1/camera/0/imagearray", timeout=10).json()["ErrorNumber"]
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+wait_for = partial(_wait_for, timeout=20.0, interval=0.01)
 
 
 @pytest.fixture
@@ -96,7 +91,7 @@ def test_exposure_runs_exposing_reading_idle(cam_emu):
     emu.set_state("camera", 0, ReadoutStuck=True)  # hold Reading so it can be observed
     cam.StartExposure(2.0, True)
     assert cam.ImageReady is False
-    _wait_for(lambda: cam.CameraState == CameraStates.cameraReading, what="Reading")
+    wait_for(lambda: cam.CameraState == CameraStates.cameraReading, what="Reading")
     assert 0 <= cam.PercentCompleted <= 100
     assert cam.ImageReady is False
     assert _image_error(emu) == 0x40B
@@ -105,7 +100,7 @@ def test_exposure_runs_exposing_reading_idle(cam_emu):
     names = {d["Name"]: d["Value"] for d in cam.DeviceState}
     assert names["CameraState"] == 3 and names["ImageReady"] is False and "PercentCompleted" in names
     emu.set_state("camera", 0, ReadoutStuck=False)
-    _wait_for(lambda: cam.ImageReady, what="ImageReady")
+    wait_for(lambda: cam.ImageReady, what="ImageReady")
     assert cam.CameraState == CameraStates.cameraIdle
     with pytest.raises(InvalidOperationException):
         cam.PercentCompleted  # only valid while exposing or reading
@@ -137,7 +132,7 @@ def test_stop_exposure_keeps_what_was_exposed(slow_cam):
     time.sleep(0.2)
     cam.StopExposure()
     assert cam.CameraState in (CameraStates.cameraReading, CameraStates.cameraIdle)
-    _wait_for(lambda: cam.ImageReady, timeout=10, what="ImageReady after StopExposure")  # 0.3 s readout
+    wait_for(lambda: cam.ImageReady, timeout=10, what="ImageReady after StopExposure")  # 0.3 s readout
     assert 0.1 < cam.LastExposureDuration < 100
     assert np.array(cam.ImageArray).shape == (120, 80)
     cam.StopExposure()  # idle: no error
@@ -160,13 +155,13 @@ def test_abort_exposure_discards_the_image(slow_cam):
 def test_abort_after_a_good_image_clears_it_only_when_busy(cam_emu):
     emu, cam = cam_emu
     cam.StartExposure(1.0, True)
-    _wait_for(lambda: cam.ImageReady)
+    wait_for(lambda: cam.ImageReady)
     cam.AbortExposure()  # idle: the finished image stays
     assert cam.ImageReady is True
     emu.set_state("camera", 0, ReadoutStuck=True)
     cam.StartExposure(1.0, True)
     assert cam.ImageReady is False  # a new exposure replaces the old image
-    _wait_for(lambda: cam.CameraState == CameraStates.cameraReading)
+    wait_for(lambda: cam.CameraState == CameraStates.cameraReading)
     cam.AbortExposure()
     assert cam.CameraState == CameraStates.cameraIdle and cam.ImageReady is False
 
@@ -193,7 +188,7 @@ def test_bad_values_are_invalid_value(cam_emu):
         cam.StartExposure(1.0, True)
     cam.NumX, cam.NumY, cam.StartX, cam.StartY = 50, 30, 10, 10
     cam.StartExposure(1.0, True)
-    _wait_for(lambda: cam.ImageReady)
+    wait_for(lambda: cam.ImageReady)
     assert np.array(cam.ImageArray).shape == (50, 30)
     # PulseGuide: a direction outside 0..3 (alpyca sends the number as given)
     r = requests.put(f"{emu.url}/api/v1/camera/0/pulseguide", data={"Direction": "7", "Duration": "100"}, timeout=5)
@@ -218,7 +213,7 @@ def test_symmetric_and_asymmetric_binning():
             cam.BinY = 3
         cam.NumX, cam.NumY = 30, 40
         cam.StartExposure(0.5, False)
-        _wait_for(lambda: cam.ImageReady)
+        wait_for(lambda: cam.ImageReady)
         assert np.array(cam.ImageArray).shape == (30, 40)
 
 
@@ -246,7 +241,7 @@ def test_cooler_approaches_setpoint_exponentially():
         assert cam.SetCCDTemperature == -10.0
         cam.CoolerOn = True
         samples = [cam.CCDTemperature]
-        _wait_for(lambda: samples.append(cam.CCDTemperature) or abs(samples[-1] + 10.0) < 0.05, what="setpoint")
+        wait_for(lambda: samples.append(cam.CCDTemperature) or abs(samples[-1] + 10.0) < 0.05, what="setpoint")
         assert all(b <= a + 1e-9 for a, b in zip(samples, samples[1:])), "cooling is monotonic"
         assert samples[0] > samples[-1]
         power_settled = cam.CoolerPower
@@ -256,10 +251,10 @@ def test_cooler_approaches_setpoint_exponentially():
         assert {"CCDTemperature", "CoolerPower", "HeatSinkTemperature"} <= names
         # a setpoint the cooler cannot reach: it settles at ambient - 40
         cam.SetCCDTemperature = -40.0
-        _wait_for(lambda: abs(cam.CCDTemperature + 25.0) < 0.05, what="cooler limit")
+        wait_for(lambda: abs(cam.CCDTemperature + 25.0) < 0.05, what="cooler limit")
         assert cam.CoolerPower == pytest.approx(100.0)
         cam.CoolerOn = False
-        _wait_for(lambda: abs(cam.CCDTemperature - 15.0) < 0.05, what="warm-up")
+        wait_for(lambda: abs(cam.CCDTemperature - 15.0) < 0.05, what="warm-up")
         assert cam.CoolerPower == 0.0
 
 
@@ -339,7 +334,7 @@ def test_index_modes_fast_readout_and_bayer():
         assert cam.SensorType == SensorType.RGGB
         assert (cam.BayerOffsetX, cam.BayerOffsetY) == (1, 0)
         cam.StartExposure(1.0, True)
-        _wait_for(lambda: cam.ImageReady)
+        wait_for(lambda: cam.ImageReady)
         assert np.array(cam.ImageArray).shape == (120, 80)  # Bayer data is Rank 2
 
 
@@ -348,7 +343,7 @@ def test_pulse_guide(slow_cam):
     assert cam.IsPulseGuiding is False
     cam.PulseGuide(GuideDirections.guideWest, 1500)
     assert cam.IsPulseGuiding is True
-    _wait_for(lambda: not cam.IsPulseGuiding, timeout=10, what="pulse end")
+    wait_for(lambda: not cam.IsPulseGuiding, timeout=10, what="pulse end")
 
 
 def test_sub_exposure_duration(cam_emu):
@@ -370,7 +365,7 @@ def test_simulated_failure_and_control_state(cam_emu):
     assert state["ReadoutStuck"] is False and state["ExposureFails"] is False and state["ExposureCount"] == 0
     emu.set_state("camera", 0, ExposureFails=True)
     cam.StartExposure(1.0, True)
-    _wait_for(lambda: cam.CameraState == CameraStates.cameraError, what="Error state")
+    wait_for(lambda: cam.CameraState == CameraStates.cameraError, what="Error state")
     with pytest.raises(DriverException):
         cam.ImageReady
     assert _image_error(emu) == 0x40B
@@ -379,9 +374,9 @@ def test_simulated_failure_and_control_state(cam_emu):
     assert cam.CameraState == CameraStates.cameraIdle
     emu.set_state("camera", 0, ExposureFails=False, AmbientTemperature=5)
     cam.StartExposure(1.0, True)
-    _wait_for(lambda: cam.ImageReady)
+    wait_for(lambda: cam.ImageReady)
     assert emu.get_state("camera", 0)["ExposureCount"] == 2
-    _wait_for(lambda: cam.CCDTemperature < 14.0, what="the sensor following the ambient temperature down")
+    wait_for(lambda: cam.CCDTemperature < 14.0, what="the sensor following the ambient temperature down")
     with pytest.raises(TypeError):
         emu.set_state("camera", 0, ReadoutStuck="yes")
 

@@ -4,6 +4,7 @@ devices without cover or calibrator, rehearsal faults, DeviceState, NotConnected
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from alpaca.covercalibrator import CalibratorStatus, CoverCalibrator, CoverStatu
 from alpaca.exceptions import InvalidValueException, NotConnectedException, NotImplementedException
 
 from emulator import Emulator
+from support import wait_until as _wait_until
 
 # At scale 30 a 30 s cover travel takes 1 s of wall time: long enough to see Moving, short for a test.
 SCALE = 30
@@ -25,13 +27,7 @@ DEVICES = [
 ]
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+wait_until = partial(_wait_until, timeout=15.0, interval=0.01)
 
 
 @pytest.fixture

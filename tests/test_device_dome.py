@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Callable
 
 import pytest
@@ -15,21 +16,13 @@ from alpaca.exceptions import (
 )
 
 from emulator import Emulator
+from support import one_device, wait_for
 
 # Slow enough at scale 100 that "still moving" checks have over a second of wall-clock margin.
 SLOW = {"azimuth_rate_deg_s": 1.0, "altitude_rate_deg_s": 0.5, "shutter_travel_s": 150.0}
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def dome_emulator(time_scale: float = 100, **options: Any) -> Emulator:
-    return Emulator({"devices": [{"type": "dome", "connected": True, **options}]}, time_scale=time_scale)
+dome_emulator = partial(one_device, "dome")
 
 
 def all_properties(cls: type) -> list[str]:
@@ -65,13 +58,13 @@ def test_shutter_opens_and_closes():
         dome.OpenShutter()
         assert dome.ShutterStatus == ShutterState.shutterOpening
         assert dome.Slewing  # "any part of the dome" includes the shutter
-        wait_until(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="shutter open")
+        wait_for(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="shutter open")
         assert not dome.Slewing
         dome.OpenShutter()  # already open: success, stays open
         assert dome.ShutterStatus == ShutterState.shutterOpen
         dome.CloseShutter()
         assert dome.ShutterStatus == ShutterState.shutterClosing
-        wait_until(lambda: dome.ShutterStatus == ShutterState.shutterClosed, what="shutter closed")
+        wait_for(lambda: dome.ShutterStatus == ShutterState.shutterClosed, what="shutter closed")
 
 
 def test_azimuth_slew_takes_the_short_way_and_arrives():
@@ -83,7 +76,7 @@ def test_azimuth_slew_takes_the_short_way_and_arrives():
         assert not dome.AtHome
         mid = dome.Azimuth
         assert mid == 0.0 or mid > 300.0  # going down through north, not round by the east
-        wait_until(lambda: not dome.Slewing, what="slew done")
+        wait_for(lambda: not dome.Slewing, what="slew done")
         assert dome.Azimuth == pytest.approx(330.0)
 
 
@@ -93,7 +86,7 @@ def test_abort_slew_stops_every_part():
         dome.SlewToAzimuth(150.0)
         dome.SlewToAltitude(60.0)
         dome.OpenShutter()
-        wait_until(lambda: dome.Azimuth > 1.0, what="dome moving")
+        wait_for(lambda: dome.Azimuth > 1.0, what="dome moving")
         dome.AbortSlew()
         assert not dome.Slewing
         az = dome.Azimuth
@@ -109,7 +102,7 @@ def test_altitude_and_range_checks():
     with dome_emulator() as emu:
         dome = Dome(emu.address, 0)
         dome.SlewToAltitude(45.0)
-        wait_until(lambda: not dome.Slewing, what="altitude slew")
+        wait_for(lambda: not dome.Slewing, what="altitude slew")
         assert dome.Altitude == pytest.approx(45.0)
         for bad in (-1.0, 90.5):
             with pytest.raises(InvalidValueException):
@@ -129,7 +122,7 @@ def test_find_home_and_sync():
         assert not dome.AtHome
         dome.FindHome()
         assert not dome.AtHome
-        wait_until(lambda: dome.AtHome, what="home found")
+        wait_for(lambda: dome.AtHome, what="home found")
         assert not dome.Slewing
         assert dome.Azimuth == pytest.approx(10.0)
 
@@ -138,10 +131,10 @@ def test_park_setpark_and_unpark_by_slewing():
     with dome_emulator(azimuth_rate_deg_s=2.0) as emu:
         dome = Dome(emu.address, 0)
         dome.SlewToAltitude(30.0)
-        wait_until(lambda: not dome.Slewing, what="altitude slew")
+        wait_for(lambda: not dome.Slewing, what="altitude slew")
         dome.Park()
         assert dome.Slewing and not dome.AtPark
-        wait_until(lambda: dome.AtPark, what="parked")
+        wait_for(lambda: dome.AtPark, what="parked")
         assert not dome.Slewing
         assert dome.Azimuth == pytest.approx(180.0)
         assert dome.Altitude == pytest.approx(0.0)
@@ -149,12 +142,12 @@ def test_park_setpark_and_unpark_by_slewing():
         assert dome.AtPark and not dome.Slewing
         dome.SlewToAzimuth(90.0)
         assert not dome.AtPark  # any slew leaves the park position
-        wait_until(lambda: not dome.Slewing, what="slew done")
+        wait_for(lambda: not dome.Slewing, what="slew done")
         dome.SetPark()
         dome.SlewToAzimuth(100.0)
-        wait_until(lambda: not dome.Slewing, what="slew done")
+        wait_for(lambda: not dome.Slewing, what="slew done")
         dome.Park()
-        wait_until(lambda: dome.AtPark, what="parked at the new position")
+        wait_for(lambda: dome.AtPark, what="parked at the new position")
         assert dome.Azimuth == pytest.approx(90.0)
 
 
@@ -174,7 +167,7 @@ def test_roll_off_roof_parks_without_rotating():
             dome.Azimuth
         dome.OpenShutter()  # the roof itself still moves
         assert dome.Slewing
-        wait_until(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="roof open")
+        wait_for(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="roof open")
 
 
 def test_slaving():
@@ -246,14 +239,14 @@ def test_jammed_shutter_reports_error_when_asked_to_move():
         assert emu.get_state("dome", 0)["ShutterPosition"] == 0.0
         emu.set_state("dome", 0, ShutterJammed=False)
         dome.OpenShutter()
-        wait_until(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="shutter open after unjam")
+        wait_for(lambda: dome.ShutterStatus == ShutterState.shutterOpen, what="shutter open after unjam")
 
 
 def test_shutter_jammed_mid_travel_stops_where_it_is():
     with dome_emulator(**SLOW) as emu:
         dome = Dome(emu.address, 0)
         dome.OpenShutter()
-        wait_until(lambda: emu.get_state("dome", 0)["ShutterPosition"] > 0.0, what="shutter moving")
+        wait_for(lambda: emu.get_state("dome", 0)["ShutterPosition"] > 0.0, what="shutter moving")
         state = emu.set_state("dome", 0, ShutterJammed=True)
         assert state["ShutterStatus"] == ShutterState.shutterError
         stopped = state["ShutterPosition"]

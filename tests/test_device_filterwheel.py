@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from alpaca.exceptions import InvalidValueException, NotConnectedException
@@ -11,22 +11,14 @@ from alpaca.filterwheel import FilterWheel
 
 from emulator import Emulator
 from emulator.config import ConfigError
+from support import one_device, wait_for
 
 NAMES = ["L", "R", "G", "B", "Ha", "OIII", "SII", "Dark"]
 OFFSETS = [0, 10, 12, 14, -30, -20, -25, 0]
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def wheel_emulator(time_scale: float = 100, **options: Any) -> Emulator:
-    opts = {"names": NAMES, "focus_offsets": OFFSETS, **options}
-    return Emulator({"devices": [{"type": "filterwheel", "connected": True, **opts}]}, time_scale=time_scale)
+    return one_device("filterwheel", time_scale, **{"names": NAMES, "focus_offsets": OFFSETS, **options})
 
 
 def test_every_property_readable_and_from_config():
@@ -61,7 +53,7 @@ def test_move_reads_minus_one_then_arrives():
         fw = FilterWheel(emu.address, 0)
         fw.Position = 3
         assert fw.Position == -1
-        wait_until(lambda: fw.Position != -1, what="wheel stopped")
+        wait_for(lambda: fw.Position != -1, what="wheel stopped")
         assert fw.Position == 3
         state = {item["Name"]: item["Value"] for item in fw.DeviceState}
         assert state["Position"] == 3
@@ -75,12 +67,12 @@ def test_move_time_is_proportional_to_slots_travelled():
         with model.lock:
             _, _, dist, target = model._motion
         assert (dist, target) == (2, 2)
-        wait_until(lambda: fw.Position == 2, what="first move")
+        wait_for(lambda: fw.Position == 2, what="first move")
         fw.Position = 7  # 8 slots: the short way is 3 back through 0
         with model.lock:
             _, _, dist, _ = model._motion
         assert dist == -3
-        wait_until(lambda: fw.Position == 7, what="second move")
+        wait_for(lambda: fw.Position == 7, what="second move")
     with wheel_emulator(slot_time_s=10.0, unidirectional=True, initial_position=2) as emu:
         model = emu.device("filterwheel", 0)
         FilterWheel(emu.address, 0).Position = 1
@@ -113,7 +105,7 @@ def test_stuck_wheel_reads_minus_one_until_unstuck():
         time.sleep(0.2)  # 20 s simulated
         assert fw.Position == -1
         emu.set_state("filterwheel", 0, Stuck=False)
-        wait_until(lambda: fw.Position != -1, what="move after unstick")
+        wait_for(lambda: fw.Position != -1, what="move after unstick")
         assert fw.Position == 1
 
 

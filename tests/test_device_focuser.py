@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from functools import partial
 
 import pytest
 from alpaca.exceptions import (
@@ -18,18 +18,10 @@ from emulator import Emulator
 from emulator.clock import SimClock
 from emulator.devices.focuser import Focuser as FocuserModel
 from emulator.devices.focuser import FocuserConfig
+from support import one_device, wait_for
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def focuser_emulator(time_scale: float = 100, **options: Any) -> Emulator:
-    return Emulator({"devices": [{"type": "focuser", "connected": True, **options}]}, time_scale=time_scale)
+focuser_emulator = partial(one_device, "focuser")
 
 
 def test_every_property_readable():
@@ -58,8 +50,8 @@ def test_absolute_move_then_done():
         foc = Focuser(emu.address, 0)
         foc.Move(2000)  # 100 s simulated = 1 s wall: room to see it moving
         assert foc.IsMoving
-        wait_until(lambda: foc.Position > 1000, what="position changing")
-        wait_until(lambda: not foc.IsMoving, what="move done")
+        wait_for(lambda: foc.Position > 1000, what="position changing")
+        wait_for(lambda: not foc.IsMoving, what="move done")
         assert foc.Position == 2000
 
 
@@ -67,7 +59,7 @@ def test_halt_stops_in_between():
     with focuser_emulator(speed_steps_s=100.0, initial_position=0) as emu:
         foc = Focuser(emu.address, 0)
         foc.Move(10000)  # 100 s simulated = 1 s wall: long enough to halt midway
-        wait_until(lambda: foc.Position > 0, what="moving")
+        wait_for(lambda: foc.Position > 0, what="moving")
         foc.Halt()
         assert not foc.IsMoving
         where = foc.Position
@@ -96,10 +88,10 @@ def test_relative_focuser():
             with pytest.raises(InvalidValueException):
                 foc.Move(bad)
         foc.Move(200)  # stops at MaxStep by itself
-        wait_until(lambda: not foc.IsMoving, what="relative move")
+        wait_for(lambda: not foc.IsMoving, what="relative move")
         assert emu.get_state("focuser", 0)["StepPosition"] == 1000
         foc.Move(-300)
-        wait_until(lambda: not foc.IsMoving, what="relative move back")
+        wait_for(lambda: not foc.IsMoving, what="relative move back")
         assert emu.get_state("focuser", 0)["StepPosition"] == 700
         state = {item["Name"] for item in foc.DeviceState}
         assert "Position" not in state
@@ -149,7 +141,7 @@ def test_move_with_tempcomp_on_follows_the_v4_rules():
         foc.TempComp = True
         assert foc.TempComp
         foc.Move(1500)
-        wait_until(lambda: not foc.IsMoving, what="move with TempComp on")
+        wait_for(lambda: not foc.IsMoving, what="move with TempComp on")
         assert abs(foc.Position - 1500) <= 10  # compensation may have nudged it by a step or two
         foc.TempComp = False
         assert not foc.TempComp
@@ -173,7 +165,7 @@ def test_tempcomp_tracks_temperature():
         foc = Focuser(emu.address, 0)
         foc.TempComp = True
         s0 = emu.get_state("focuser", 0)  # Position and Temperature read at one instant
-        wait_until(
+        wait_for(
             lambda: abs(emu.get_state("focuser", 0)["Temperature"] - s0["Temperature"]) > 1.0,
             what="temperature change",
         )
@@ -193,7 +185,7 @@ def test_stuck_focuser_never_arrives_until_unstuck():
         assert foc.IsMoving
         assert foc.Position == 1000
         emu.set_state("focuser", 0, Stuck=False)
-        wait_until(lambda: not foc.IsMoving, what="move after unstick")
+        wait_for(lambda: not foc.IsMoving, what="move after unstick")
         assert foc.Position == 1200
 
 

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from functools import partial
 
 import pytest
 from alpaca.exceptions import InvalidValueException, NotConnectedException, NotImplementedException
 from alpaca.rotator import Rotator
 
 from emulator import Emulator
+from support import one_device, wait_for
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def rotator_emulator(time_scale: float = 100, **options: Any) -> Emulator:
-    return Emulator({"devices": [{"type": "rotator", "connected": True, **options}]}, time_scale=time_scale)
+rotator_emulator = partial(one_device, "rotator")
 
 
 def test_every_property_readable():
@@ -51,8 +43,8 @@ def test_move_absolute_then_done():
         rot.MoveAbsolute(100.0)  # 100 s simulated = 1 s wall
         assert rot.IsMoving
         assert rot.TargetPosition == pytest.approx(100.0)
-        wait_until(lambda: rot.Position > 0.0, what="rotating")
-        wait_until(lambda: not rot.IsMoving, what="move done")
+        wait_for(lambda: rot.Position > 0.0, what="rotating")
+        wait_for(lambda: not rot.IsMoving, what="move done")
         assert rot.Position == pytest.approx(100.0)
         assert rot.MechanicalPosition == pytest.approx(100.0)
 
@@ -62,11 +54,11 @@ def test_relative_move_wraps_modulo_360():
         rot = Rotator(emu.address, 0)
         rot.Move(90.0)
         assert rot.TargetPosition == pytest.approx(30.0)
-        wait_until(lambda: not rot.IsMoving, what="relative move")
+        wait_for(lambda: not rot.IsMoving, what="relative move")
         assert rot.Position == pytest.approx(30.0)
         rot.Move(-45.0)
         assert rot.TargetPosition == pytest.approx(345.0)
-        wait_until(lambda: not rot.IsMoving, what="relative move back")
+        wait_for(lambda: not rot.IsMoving, what="relative move back")
         assert rot.Position == pytest.approx(345.0)
 
 
@@ -78,12 +70,12 @@ def test_sync_offsets_position_not_mechanics():
         assert rot.Position == pytest.approx(50.0)
         assert rot.MechanicalPosition == pytest.approx(10.0)
         rot.MoveAbsolute(90.0)  # in synced terms: mechanical 50
-        wait_until(lambda: not rot.IsMoving, what="absolute move")
+        wait_for(lambda: not rot.IsMoving, what="absolute move")
         assert rot.Position == pytest.approx(90.0)
         assert rot.MechanicalPosition == pytest.approx(50.0)
         rot.MoveMechanical(20.0)  # raw angle, ignoring the offset
         assert rot.TargetPosition == pytest.approx(60.0)  # reported in synced terms
-        wait_until(lambda: not rot.IsMoving, what="mechanical move")
+        wait_for(lambda: not rot.IsMoving, what="mechanical move")
         assert rot.MechanicalPosition == pytest.approx(20.0)
         assert rot.Position == pytest.approx(60.0)
 
@@ -92,7 +84,7 @@ def test_halt_stops_in_between():
     with rotator_emulator(speed_deg_s=1.0) as emu:
         rot = Rotator(emu.address, 0)
         rot.MoveAbsolute(200.0)  # 200 s simulated = 2 s wall
-        wait_until(lambda: rot.MechanicalPosition > 1.0, what="rotating")
+        wait_for(lambda: rot.MechanicalPosition > 1.0, what="rotating")
         rot.Halt()
         assert not rot.IsMoving
         where = rot.MechanicalPosition
@@ -140,5 +132,5 @@ def test_stuck_rotator_never_arrives_until_unstuck():
         assert rot.IsMoving
         assert rot.Position == 0.0
         emu.set_state("rotator", 0, Stuck=False)
-        wait_until(lambda: not rot.IsMoving, what="move after unstick")
+        wait_for(lambda: not rot.IsMoving, what="move after unstick")
         assert rot.Position == pytest.approx(20.0)

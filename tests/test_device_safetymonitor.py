@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 import requests
@@ -10,15 +11,10 @@ from alpaca.exceptions import NotConnectedException, NotImplementedException
 from alpaca.safetymonitor import SafetyMonitor
 
 from emulator import Emulator
+from support import wait_until as _wait_until
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+wait_until = partial(_wait_until, timeout=10.0, interval=0.01)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ asynchronous changes on the clock, CancelAsync, DeviceState, NotConnected and In
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
 import pytest
 import requests
@@ -16,6 +16,7 @@ from alpaca.exceptions import (
 from alpaca.switch import Switch
 
 from emulator import Emulator
+from support import wait_until as _wait_until
 from emulator.config import ConfigError
 
 SCALE = 100
@@ -31,13 +32,7 @@ SWITCHES = [
 ]
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+wait_until = partial(_wait_until, timeout=15.0, interval=0.01)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import pytest
 import requests
@@ -25,21 +26,16 @@ from alpaca.exceptions import (
 from alpaca.telescope import AlignmentModes, DriveRates, GuideDirections, PierSide, Telescope, TelescopeAxes
 
 from emulator import Emulator
+from support import one_device
+from support import wait_for as _wait_for
 
 LAT = 51.48
 SIDEREAL_HOURS_PER_S = 1.00273790935 / 3600.0
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def scope_emulator(time_scale: float = 100, **options: Any) -> Emulator:
-    return Emulator({"devices": [{"type": "telescope", "connected": True, **options}]}, time_scale=time_scale)
+scope_emulator = partial(one_device, "telescope")
+#: slews and settles get a longer deadline than the shared default
+wait_for = partial(_wait_for, timeout=20.0)
 
 
 def hours_apart(a: float, b: float) -> float:
@@ -126,7 +122,7 @@ def test_slew_state_machine():
         t.SlewToCoordinatesAsync(ra, 20.0)
         assert t.Slewing is True
         assert (t.TargetRightAscension, t.TargetDeclination) == (ra, 20.0)
-        wait_until(lambda: not t.Slewing, what="slew end")
+        wait_for(lambda: not t.Slewing, what="slew end")
         assert hours_apart(t.RightAscension, ra) < 1e-9
         assert t.Declination == pytest.approx(20.0, abs=1e-9)
         assert t.Tracking is True
@@ -134,7 +130,7 @@ def test_slew_state_machine():
         assert t.AtPark is False and t.AtHome is False
         # sidereal tracking holds RA/Dec while sidereal time runs on
         lst0 = t.SiderealTime
-        wait_until(lambda: hours_apart(t.SiderealTime, lst0) > 0.01, what="sidereal time to move")
+        wait_for(lambda: hours_apart(t.SiderealTime, lst0) > 0.01, what="sidereal time to move")
         assert hours_apart(t.RightAscension, ra) < 1e-9
         assert t.Declination == pytest.approx(20.0, abs=1e-9)
 
@@ -143,7 +139,7 @@ def test_altaz_slew_and_coordinates_agree():
     with scope_emulator() as emu:
         t = Telescope(emu.address, 0)
         t.SlewToAltAzAsync(120.0, 45.0)  # Azimuth, Altitude
-        wait_until(lambda: not t.Slewing, what="alt-az slew end")
+        wait_for(lambda: not t.Slewing, what="alt-az slew end")
         assert t.Azimuth == pytest.approx(120.0, abs=1e-6)
         assert t.Altitude == pytest.approx(45.0, abs=1e-6)
         # hour angle = sidereal time - RA; a point in the east has a negative hour angle
@@ -151,13 +147,13 @@ def test_altaz_slew_and_coordinates_agree():
         assert -12.0 < ha < 0.0
         # the zenith: RA = sidereal time and Dec = latitude
         t.SlewToAltAzAsync(0.0, 90.0)
-        wait_until(lambda: not t.Slewing, what="zenith slew end")
+        wait_for(lambda: not t.Slewing, what="zenith slew end")
         now = snapshot(t)
         assert now["Declination"] == pytest.approx(LAT, abs=1e-6)
         assert hours_apart(now["RightAscension"], now["SiderealTime"]) < 1e-6
         # a point due west on the equator sets 6 h after transit
         t.SlewToAltAzAsync(270.0, 0.0)
-        wait_until(lambda: not t.Slewing, what="west slew end")
+        wait_for(lambda: not t.Slewing, what="west slew end")
         now = snapshot(t)
         assert now["Declination"] == pytest.approx(0.0, abs=1e-6)
         assert hours_apart(now["SiderealTime"] - now["RightAscension"], 6.0) < 1e-6
@@ -173,10 +169,10 @@ def test_tracking_off_ra_drifts_and_hour_angle_stays():
     with scope_emulator() as emu:
         t = Telescope(emu.address, 0)
         t.SlewToAltAzAsync(200.0, 30.0)
-        wait_until(lambda: not t.Slewing, what="slew end")
+        wait_for(lambda: not t.Slewing, what="slew end")
         before = snapshot(t)
         ra0, lst0, dec0 = before["RightAscension"], before["SiderealTime"], before["Declination"]
-        wait_until(lambda: hours_apart(t.SiderealTime, lst0) > 0.02, what="sidereal time to move")
+        wait_for(lambda: hours_apart(t.SiderealTime, lst0) > 0.02, what="sidereal time to move")
         after = snapshot(t)
         ra1, lst1 = after["RightAscension"], after["SiderealTime"]
         assert hours_apart(ra1, ra0) > 0.01  # RA runs with sidereal time
@@ -226,7 +222,7 @@ def test_synchronous_slew_blocks_without_holding_the_lock():
         worker = threading.Thread(target=slew)
         worker.start()
         try:
-            wait_until(lambda: emu.get_state("telescope")["Slewing"], what="the synchronous slew to start")
+            wait_for(lambda: emu.get_state("telescope")["Slewing"], what="the synchronous slew to start")
             assert t.Slewing is True  # others are answered while the slew blocks its caller
         finally:
             worker.join(30)
@@ -267,9 +263,9 @@ def test_synchronous_slew_waits_through_a_stuck_spell():
         )
         worker.start()
         try:
-            wait_until(lambda: emu.get_state("telescope")["Slewing"], what="the synchronous slew to start")
+            wait_for(lambda: emu.get_state("telescope")["Slewing"], what="the synchronous slew to start")
             sim_start = emu.clock.now()
-            wait_until(lambda: emu.clock.now() > sim_start + 100, what="a while stuck")
+            wait_for(lambda: emu.clock.now() > sim_start + 100, what="a while stuck")
             assert worker.is_alive()  # still blocked: the mount has not moved
             emu.set_state("telescope", Stuck=False)
         finally:
@@ -303,11 +299,11 @@ def test_stuck_slew_never_finishes_until_released():
         ra0, dec0 = t.RightAscension, t.Declination
         t.SlewToCoordinatesAsync((t.SiderealTime + 1.0) % 24.0, 0.0)
         sim_start = emu.clock.now()
-        wait_until(lambda: emu.clock.now() > sim_start + 200, what="far longer than the slew takes")
+        wait_for(lambda: emu.clock.now() > sim_start + 200, what="far longer than the slew takes")
         assert t.Slewing is True
         assert t.Declination == pytest.approx(dec0) and hours_apart(t.RightAscension, ra0) < 1e-6
         emu.set_state("telescope", Stuck=False)
-        wait_until(lambda: not t.Slewing, what="the released slew to end")
+        wait_for(lambda: not t.Slewing, what="the released slew to end")
         assert t.Declination == pytest.approx(0.0)
 
 
@@ -319,10 +315,10 @@ def test_park_unpark_and_parked_errors():
         t = Telescope(emu.address, 0)
         t.Tracking = True
         t.SlewToCoordinatesAsync((t.SiderealTime + 1.0) % 24.0, 10.0)
-        wait_until(lambda: not t.Slewing, what="slew end")
+        wait_for(lambda: not t.Slewing, what="slew end")
         t.Park()
         assert t.Slewing is True and t.AtPark is False
-        wait_until(lambda: t.AtPark, what="AtPark")
+        wait_for(lambda: t.AtPark, what="AtPark")
         assert t.Slewing is False and t.Tracking is False
         assert t.Declination == pytest.approx(90.0) and t.Altitude == pytest.approx(LAT, abs=1e-6)
         t.Park()  # parking a parked mount is not an error
@@ -354,12 +350,12 @@ def test_start_parked_and_set_park():
         assert t.AtPark is True and t.Tracking is False
         t.Unpark()
         t.SlewToAltAzAsync(180.0, 10.0)
-        wait_until(lambda: not t.Slewing, what="slew end")
+        wait_for(lambda: not t.Slewing, what="slew end")
         t.SetPark()
         t.SlewToAltAzAsync(90.0, 60.0)
-        wait_until(lambda: not t.Slewing, what="slew end")
+        wait_for(lambda: not t.Slewing, what="slew end")
         t.Park()
-        wait_until(lambda: t.AtPark, what="AtPark")
+        wait_for(lambda: t.AtPark, what="AtPark")
         assert t.Azimuth == pytest.approx(180.0, abs=1e-6) and t.Altitude == pytest.approx(10.0, abs=1e-6)
 
 
@@ -368,7 +364,7 @@ def test_find_home():
         t = Telescope(emu.address, 0)
         t.FindHome()
         assert t.Slewing is True and t.AtHome is False
-        wait_until(lambda: t.AtHome, what="AtHome")
+        wait_for(lambda: t.AtHome, what="AtHome")
         assert t.Slewing is False
         assert t.Altitude == pytest.approx(20.0, abs=1e-6) and t.Azimuth == pytest.approx(0.0, abs=1e-6)
         t.FindHome()  # already home: nothing to do
@@ -390,16 +386,16 @@ def test_pulse_guiding():
         assert t.IsPulseGuiding is False
         t.PulseGuide(GuideDirections.guideNorth, 100_000)  # 100 s of simulated time: 1 s of wall time
         assert t.IsPulseGuiding is True
-        wait_until(lambda: not t.IsPulseGuiding, what="the pulse to end")
+        wait_for(lambda: not t.IsPulseGuiding, what="the pulse to end")
         assert t.Declination == pytest.approx(10.0 + rate * 100.0, abs=1e-9)
         t.GuideRateRightAscension = 0.01
         assert t.GuideRateRightAscension == 0.01
         t.PulseGuide(GuideDirections.guideEast, 50_000)
-        wait_until(lambda: not t.IsPulseGuiding, what="the pulse to end")
+        wait_for(lambda: not t.IsPulseGuiding, what="the pulse to end")
         assert t.RightAscension == pytest.approx(6.0 + 0.01 * 50.0 / 15.0, abs=1e-9)
         t.PulseGuide(GuideDirections.guideWest, 50_000)
         t.PulseGuide(GuideDirections.guideSouth, 100_000)  # both axes at once
-        wait_until(lambda: not t.IsPulseGuiding, what="the pulses to end")
+        wait_for(lambda: not t.IsPulseGuiding, what="the pulses to end")
         assert t.RightAscension == pytest.approx(6.0, abs=1e-9)
         assert t.Declination == pytest.approx(10.0, abs=1e-9)
         for direction, duration in ((4, 100), (-1, 100), (0, -5)):
@@ -421,14 +417,14 @@ def test_move_axis():
         assert put(emu, "moveaxis", Axis=3, Rate=1.0)["ErrorNumber"] == 0x401
         t.MoveAxis(TelescopeAxes.axisSecondary, 0.5)
         assert t.Slewing is True
-        wait_until(lambda: t.Declination > 20.0, what="the secondary axis to move")
+        wait_for(lambda: t.Declination > 20.0, what="the secondary axis to move")
         t.MoveAxis(TelescopeAxes.axisSecondary, 0.0)
         assert t.Slewing is False
         dec = t.Declination
         time.sleep(0.1)
         assert t.Declination == dec
         t.MoveAxis(TelescopeAxes.axisPrimary, 1.0)
-        wait_until(lambda: t.RightAscension > 6.2, what="the primary axis to move")
+        wait_for(lambda: t.RightAscension > 6.2, what="the primary axis to move")
         t.AbortSlew()  # stops MoveAxis too
         assert t.Slewing is False
         t.MoveAxis(TelescopeAxes.axisPrimary, 1.0)
@@ -445,7 +441,7 @@ def test_side_of_pier_flip():
         assert t.SideOfPier == PierSide.pierWest
         ra = t.RightAscension
         t.SideOfPier = PierSide.pierEast  # a forced flip: a 180 deg swing, 60 s at 3 deg/s
-        wait_until(lambda: not t.Slewing, what="the flip to end")
+        wait_for(lambda: not t.Slewing, what="the flip to end")
         assert t.SideOfPier == PierSide.pierEast
         assert hours_apart(t.RightAscension, ra) < 1e-9 and t.Declination == pytest.approx(30.0)
         assert put(emu, "sideofpier", SideOfPier=-1)["ErrorNumber"] == 0x401

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import partial
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ from alpaca.safetymonitor import SafetyMonitor
 from alpaca.telescope import Telescope
 
 from emulator import Emulator
+from support import wait_for as _wait_for
 
 CONFIG = {"devices": [{"type": "safetymonitor"}, {"type": "camera"}, {"type": "telescope"}]}
 
@@ -33,12 +35,7 @@ def _get(path: str, host: str = "x") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
 
 
-def _wait_for(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+wait_for = partial(_wait_for, timeout=10.0)
 
 
 def test_hang_gives_the_client_its_read_timeout(emu):
@@ -51,7 +48,7 @@ def test_hang_gives_the_client_its_read_timeout(emu):
     assert entry.outcome == "hung" and entry.status is None
     # the client gave up, so the server closes its side too
     channels = emu._server.server.active_channels
-    _wait_for(lambda: not channels, what="the hung connection to close")
+    wait_for(lambda: not channels, what="the hung connection to close")
 
 
 def test_hang_closes_at_max_s(emu):
@@ -78,7 +75,7 @@ def test_six_hung_camera_calls_do_not_slow_the_telescope(emu):
     threads = [threading.Thread(target=hung_call) for _ in range(6)]
     for th in threads:
         th.start()
-    _wait_for(lambda: emu.traffic.count(device_type="camera") == 6, what="six hung camera calls")
+    wait_for(lambda: emu.traffic.count(device_type="camera") == 6, what="six hung camera calls")
     scope = Telescope(emu.address, 0)
     t = time.monotonic()
     for _ in range(5):
@@ -145,7 +142,7 @@ def test_refuse_then_recover_on_the_same_port(emu):
         except requests.exceptions.ConnectionError:
             return False
 
-    _wait_for(back, what="recovery")
+    wait_for(back, what="recovery")
     assert time.monotonic() - t0 >= 0.8
     assert emu.port == port
 
@@ -164,7 +161,7 @@ def test_down_also_closes_open_connections(emu):
     with pytest.raises(requests.exceptions.ConnectionError):
         Camera(emu.address, 0).Name  # refused
     emu.faults.clear()
-    _wait_for(lambda: _answers(emu), what="recovery")
+    wait_for(lambda: _answers(emu), what="recovery")
 
 
 def _answers(emu: Emulator) -> bool:
@@ -182,7 +179,7 @@ def test_stop_with_hangs_and_timers_pending_leaves_nothing():
     emu.faults.add(match={"member": "description"}, action={"kind": "latency", "ms": 60000})
     socks = [_raw(emu, _get("/api/v1/camera/0/name")) for _ in range(3)]
     socks.append(_raw(emu, _get("/api/v1/camera/0/description")))
-    _wait_for(lambda: emu.traffic.count(member="name") == 3, what="hung requests")
+    wait_for(lambda: emu.traffic.count(member="name") == 3, what="hung requests")
     emu.stop()
     for s in socks:
         s.settimeout(5)
@@ -191,7 +188,7 @@ def test_stop_with_hangs_and_timers_pending_leaves_nothing():
         except ConnectionResetError:
             pass
         s.close()
-    _wait_for(lambda: not (set(threading.enumerate()) - before), what="threads to end")
+    wait_for(lambda: not (set(threading.enumerate()) - before), what="threads to end")
     probe = socket.socket()
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     probe.bind(("127.0.0.1", port))
@@ -204,7 +201,7 @@ def test_stop_during_refuse_releases_the_port():
     emu.faults.add(action={"kind": "refuse", "duration_s": 600})
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(emu.url + "/api/v1/camera/0/name", timeout=2)
-    _wait_for(lambda: _refused(port), what="the outage")
+    wait_for(lambda: _refused(port), what="the outage")
     emu.stop()
     probe = socket.socket()
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -134,6 +134,12 @@ class Device:
         if not self.connected:
             raise NotConnected(f"{self.name} is not connected")
 
+    def _require(self, flag: bool, member: str, why: str) -> None:
+        """Capability guard: a member this configuration leaves out answers NotImplemented (0x400),
+        in one wording for every device type: "<member> is not implemented: <why>"."""
+        if not flag:
+            raise NotImplementedErr(f"{member} is not implemented: {why}")
+
     # -- invoking members (called by the app, under self.lock) ---------------------------------
 
     def invoke(self, member: Member, args: dict[str, Any]) -> Any:

@@ -300,15 +300,13 @@ class Camera(Device):
 
     @put("stopexposure")
     def stopexposure(self) -> None:
-        if not self.config.can_stop_exposure:
-            raise NotImplementedErr("StopExposure is not implemented (CanStopExposure is False)")
+        self._require(self.config.can_stop_exposure, "StopExposure", "CanStopExposure is False")
         if self._phase() == EXPOSING:
             self._exposure.stopped_at = self.clock.now()  # type: ignore[union-attr]
 
     @put("abortexposure")
     def abortexposure(self) -> None:
-        if not self.config.can_abort_exposure:
-            raise NotImplementedErr("AbortExposure is not implemented (CanAbortExposure is False)")
+        self._require(self.config.can_abort_exposure, "AbortExposure", "CanAbortExposure is False")
         phase = self._phase()
         if phase in (EXPOSING, READING):
             self._exposure = None
@@ -459,14 +457,12 @@ class Camera(Device):
 
     @get("bayeroffsetx")
     def bayeroffsetx(self) -> int:
-        if self.config.sensor == "mono":
-            raise NotImplementedErr("BayerOffsetX is not implemented by a monochrome camera")
+        self._require(self.config.sensor != "mono", "BayerOffsetX", "a monochrome camera has no Bayer matrix")
         return self.config.bayer_offset_x
 
     @get("bayeroffsety")
     def bayeroffsety(self) -> int:
-        if self.config.sensor == "mono":
-            raise NotImplementedErr("BayerOffsetY is not implemented by a monochrome camera")
+        self._require(self.config.sensor != "mono", "BayerOffsetY", "a monochrome camera has no Bayer matrix")
         return self.config.bayer_offset_y
 
     @get("maxadu")
@@ -534,15 +530,13 @@ class Camera(Device):
 
     @get("gain")
     def get_gain(self) -> int:
-        if self.config.gain_mode == "none":
-            raise NotImplementedErr("Gain is not implemented by this camera")
+        self._require(self.config.gain_mode != "none", "Gain", "this camera has no gain control")
         return self._gain
 
     @put("gain", Gain=int)
     def put_gain(self, Gain: int) -> None:
         c = self.config
-        if c.gain_mode == "none":
-            raise NotImplementedErr("Gain is not implemented by this camera")
+        self._require(c.gain_mode != "none", "Gain", "this camera has no gain control")
         if c.gain_mode == "value":
             check_range("Gain", Gain, c.gain_min, c.gain_max)
         else:
@@ -551,33 +545,28 @@ class Camera(Device):
 
     @get("gainmin")
     def gainmin(self) -> int:
-        if self.config.gain_mode != "value":
-            raise NotImplementedErr("GainMin is not implemented: the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMin", "the camera is not in gain value mode")
         return self.config.gain_min
 
     @get("gainmax")
     def gainmax(self) -> int:
-        if self.config.gain_mode != "value":
-            raise NotImplementedErr("GainMax is not implemented: the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMax", "the camera is not in gain value mode")
         return self.config.gain_max
 
     @get("gains")
     def gains(self) -> list[str]:
-        if self.config.gain_mode != "index":
-            raise NotImplementedErr("Gains is not implemented: the camera is not in gain index mode")
+        self._require(self.config.gain_mode == "index", "Gains", "the camera is not in gain index mode")
         return list(self.config.gains)
 
     @get("offset")
     def get_offset(self) -> int:
-        if self.config.offset_mode == "none":
-            raise NotImplementedErr("Offset is not implemented by this camera")
+        self._require(self.config.offset_mode != "none", "Offset", "this camera has no offset control")
         return self._offset
 
     @put("offset", Offset=int)
     def put_offset(self, Offset: int) -> None:
         c = self.config
-        if c.offset_mode == "none":
-            raise NotImplementedErr("Offset is not implemented by this camera")
+        self._require(c.offset_mode != "none", "Offset", "this camera has no offset control")
         if c.offset_mode == "value":
             check_range("Offset", Offset, c.offset_min, c.offset_max)
         else:
@@ -586,64 +575,54 @@ class Camera(Device):
 
     @get("offsetmin")
     def offsetmin(self) -> int:
-        if self.config.offset_mode != "value":
-            raise NotImplementedErr("OffsetMin is not implemented: the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMin", "the camera is not in offset value mode")
         return self.config.offset_min
 
     @get("offsetmax")
     def offsetmax(self) -> int:
-        if self.config.offset_mode != "value":
-            raise NotImplementedErr("OffsetMax is not implemented: the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMax", "the camera is not in offset value mode")
         return self.config.offset_max
 
     @get("offsets")
     def offsets(self) -> list[str]:
-        if self.config.offset_mode != "index":
-            raise NotImplementedErr("Offsets is not implemented: the camera is not in offset index mode")
+        self._require(self.config.offset_mode == "index", "Offsets", "the camera is not in offset index mode")
         return list(self.config.offsets)
 
     @get("readoutmode")
     def get_readoutmode(self) -> int:
-        if self.config.can_fast_readout:
-            raise NotImplementedErr("ReadoutMode is not implemented: this camera uses FastReadout")
+        self._require(not self.config.can_fast_readout, "ReadoutMode", "this camera uses FastReadout")
         return self._readout_mode
 
     @put("readoutmode", ReadoutMode=int)
     def put_readoutmode(self, ReadoutMode: int) -> None:
-        if self.config.can_fast_readout:
-            raise NotImplementedErr("ReadoutMode is not implemented: this camera uses FastReadout")
+        self._require(not self.config.can_fast_readout, "ReadoutMode", "this camera uses FastReadout")
         check_range("ReadoutMode", ReadoutMode, 0, len(self.config.readout_modes) - 1)
         self._readout_mode = ReadoutMode
 
     @get("readoutmodes")
     def readoutmodes(self) -> list[str]:
-        if self.config.can_fast_readout:
-            raise NotImplementedErr("ReadoutModes is not implemented: this camera uses FastReadout")
+        self._require(not self.config.can_fast_readout, "ReadoutModes", "this camera uses FastReadout")
         return list(self.config.readout_modes)
 
     @get("fastreadout")
     def get_fastreadout(self) -> bool:
-        if not self.config.can_fast_readout:
-            raise NotImplementedErr("FastReadout is not implemented (CanFastReadout is False)")
+        self._require(self.config.can_fast_readout, "FastReadout", "CanFastReadout is False")
         return self._fast_readout
 
     @put("fastreadout", FastReadout=bool)
     def put_fastreadout(self, FastReadout: bool) -> None:
-        if not self.config.can_fast_readout:
-            raise NotImplementedErr("FastReadout is not implemented (CanFastReadout is False)")
+        self._require(self.config.can_fast_readout, "FastReadout", "CanFastReadout is False")
         self._fast_readout = FastReadout
 
     @get("subexposureduration")
     def get_subexposureduration(self) -> float:
-        if not self.config.supports_sub_exposure:
-            raise NotImplementedErr("SubExposureDuration is not implemented by this camera")
+        self._require(self.config.supports_sub_exposure, "SubExposureDuration", "this camera takes no sub-exposures")
         return self._sub_exposure
 
     @put("subexposureduration", SubExposureDuration=float)
     def put_subexposureduration(self, SubExposureDuration: float) -> None:
         c = self.config
-        if not c.supports_sub_exposure:
-            raise NotImplementedErr("SubExposureDuration is not implemented by this camera")
+        self._require(c.supports_sub_exposure, "SubExposureDuration", "this camera takes no sub-exposures")
         if not math.isfinite(SubExposureDuration) or SubExposureDuration <= 0:
             raise InvalidValue(f"SubExposureDuration {SubExposureDuration} must be greater than 0")
         check_range("SubExposureDuration", SubExposureDuration, max(c.exposure_min_s, 1e-9), c.exposure_max_s)
@@ -682,8 +661,7 @@ class Camera(Device):
         return round(max(0.0, min(100.0, 100.0 * (holding + 2.0 * pulling))), 2)
 
     def _need_cooler(self, member: str) -> None:
-        if not self.config.can_set_ccd_temperature:
-            raise NotImplementedErr(f"{member} is not implemented: this camera has no regulated cooler")
+        self._require(self.config.can_set_ccd_temperature, member, "this camera has no regulated cooler")
 
     @get("ccdtemperature")
     def ccdtemperature(self) -> float:
@@ -707,8 +685,7 @@ class Camera(Device):
 
     @get("coolerpower")
     def coolerpower(self) -> float:
-        if not self.config.can_get_cooler_power:
-            raise NotImplementedErr("CoolerPower is not implemented (CanGetCoolerPower is False)")
+        self._require(self.config.can_get_cooler_power, "CoolerPower", "CanGetCoolerPower is False")
         return self._cooler_power()
 
     @get("setccdtemperature")
@@ -726,8 +703,7 @@ class Camera(Device):
 
     @put("pulseguide", Direction=int, Duration=int)
     def pulseguide(self, Direction: int, Duration: int) -> None:
-        if not self.config.can_pulse_guide:
-            raise NotImplementedErr("PulseGuide is not implemented (CanPulseGuide is False)")
+        self._require(self.config.can_pulse_guide, "PulseGuide", "CanPulseGuide is False")
         if Direction not in (0, 1, 2, 3):
             raise InvalidValue(f"PulseGuide: Direction {Direction} is not 0 (North), 1 (South), 2 (East) or 3 (West)")
         check_range("PulseGuide Duration", Duration, 0, 3_600_000)
@@ -735,8 +711,7 @@ class Camera(Device):
 
     @get("ispulseguiding")
     def ispulseguiding(self) -> bool:
-        if not self.config.can_pulse_guide:
-            raise NotImplementedErr("IsPulseGuiding is not implemented (CanPulseGuide is False)")
+        self._require(self.config.can_pulse_guide, "IsPulseGuiding", "CanPulseGuide is False")
         return self.clock.now() < self._guide_until
 
     # -- state for DeviceState and the control API ----------------------------------------------

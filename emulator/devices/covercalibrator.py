@@ -17,7 +17,7 @@ from pydantic import Field
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import NotImplementedErr, check_range
+from emulator.errors import check_range
 
 
 class CoverStatus(IntEnum):
@@ -92,8 +92,7 @@ class CoverCalibrator(Device):
         return self._pos
 
     def _require_cover(self, member: str) -> None:
-        if not self.config.has_cover:
-            raise NotImplementedErr(f"{member} is not implemented: this device has no cover (CoverState NotPresent)")
+        self._require(self.config.has_cover, member, "this device has no cover (CoverState NotPresent)")
 
     def _cover_status(self) -> CoverStatus:
         if not self.config.has_cover:
@@ -143,8 +142,7 @@ class CoverCalibrator(Device):
     @put("haltcover")
     def haltcover(self) -> None:
         self._require_cover("HaltCover")
-        if not self.config.cover_can_halt:
-            raise NotImplementedErr("HaltCover is not implemented: this cover cannot be stopped once moving")
+        self._require(self.config.cover_can_halt, "HaltCover", "this cover cannot be stopped once moving")
         pos = self._cover_position()
         if self._motion is not None:
             self._pos, self._motion = pos, None
@@ -154,10 +152,7 @@ class CoverCalibrator(Device):
     # -- calibrator ----------------------------------------------------------------------------
 
     def _require_calibrator(self, member: str) -> None:
-        if not self.config.has_calibrator:
-            raise NotImplementedErr(
-                f"{member} is not implemented: this device has no calibrator (CalibratorState NotPresent)"
-            )
+        self._require(self.config.has_calibrator, member, "this device has no calibrator (CalibratorState NotPresent)")
 
     def _calibrator_status(self) -> CalibratorStatus:
         if not self.config.has_calibrator:

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import InvalidValue, NotImplementedErr, Slaved, check_range
+from emulator.errors import InvalidValue, Slaved, check_range
 
 #: Azimuths closer than this (degrees) count as the same place, e.g. for AtHome.
 AZ_TOLERANCE = 0.05
@@ -177,10 +177,6 @@ class Dome(Device):
         return ShutterState.Error
 
     # -- capability checks ------------------------------------------------------------------------
-
-    def _require(self, flag: bool, member: str, why: str) -> None:
-        if not flag:
-            raise NotImplementedErr(f"{member} is not implemented: {why}")
 
     def _require_unslaved(self, member: str) -> None:
         if self._slaved:

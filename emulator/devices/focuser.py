@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import InvalidOperation, InvalidValue, NotImplementedErr
+from emulator.errors import InvalidOperation, InvalidValue
 
 
 class FocuserConfig(DeviceConfig):
@@ -149,20 +149,17 @@ class Focuser(Device):
 
     @get("position")
     def position(self) -> int:
-        if not self.config.absolute:
-            raise NotImplementedErr("Position is not implemented: this is a relative focuser (Absolute false)")
+        self._require(self.config.absolute, "Position", "this is a relative focuser (Absolute false)")
         return int(round(self._position()))
 
     @get("stepsize")
     def stepsize(self) -> float:
-        if self.config.step_size_um is None:
-            raise NotImplementedErr("StepSize is not implemented: this focuser does not know its step size")
+        self._require(self.config.step_size_um is not None, "StepSize", "this focuser does not know its step size")
         return self.config.step_size_um
 
     @get("temperature")
     def temperature(self) -> float:
-        if not self.config.temperature_available:
-            raise NotImplementedErr("Temperature is not implemented: this focuser has no temperature sensor")
+        self._require(self.config.temperature_available, "Temperature", "this focuser has no temperature sensor")
         return round(self._temperature_at(self.clock.now()), 3)
 
     @get("tempcompavailable")
@@ -175,8 +172,7 @@ class Focuser(Device):
 
     @put("tempcomp", TempComp=bool)
     def put_tempcomp(self, TempComp: bool) -> None:
-        if not self.config.temp_comp_available:
-            raise NotImplementedErr("TempComp cannot be set: this focuser has no temperature compensation")
+        self._require(self.config.temp_comp_available, "Setting TempComp", "this focuser has no temperature compensation")
         if TempComp == self._tempcomp:
             return
         if self._is_moving():
@@ -188,8 +184,7 @@ class Focuser(Device):
 
     @put("halt")
     def halt(self) -> None:
-        if not self.config.can_halt:
-            raise NotImplementedErr("Halt is not implemented: this focuser cannot be stopped once moving")
+        self._require(self.config.can_halt, "Halt", "this focuser cannot be stopped once moving")
         if self._is_moving():
             self._rest_here()
 

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import InvalidValue, NotImplementedErr, check_range
+from emulator.errors import InvalidValue, check_range
 
 SENSORS: tuple[str, ...] = (
     "CloudCover",
@@ -232,8 +232,7 @@ class ObservingConditions(Device):
         return float(self.readings()[name])
 
     def _require_sensor(self, name: str, member: str) -> None:
-        if name not in self.config.sensors:
-            raise NotImplementedErr(f"{member} is not implemented: this device has no {name} sensor")
+        self._require(name in self.config.sensors, member, f"this device has no {name} sensor")
 
     def _sensor_name(self, raw: str) -> str:
         name = _BY_LOWER.get(raw.strip().lower())

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import InvalidValue, NotImplementedErr
+from emulator.errors import InvalidValue
 
 
 class RotatorConfig(DeviceConfig):
@@ -95,14 +95,12 @@ class Rotator(Device):
 
     @get("reverse")
     def get_reverse(self) -> bool:
-        if not self.config.can_reverse:
-            raise NotImplementedErr("Reverse is not implemented: this rotator cannot reverse (CanReverse false)")
+        self._require(self.config.can_reverse, "Reverse", "this rotator cannot reverse (CanReverse false)")
         return self._reverse
 
     @put("reverse", Reverse=bool)
     def put_reverse(self, Reverse: bool) -> None:
-        if not self.config.can_reverse:
-            raise NotImplementedErr("Reverse is not implemented: this rotator cannot reverse (CanReverse false)")
+        self._require(self.config.can_reverse, "Reverse", "this rotator cannot reverse (CanReverse false)")
         self._reverse = Reverse
 
     @get("ismoving")
@@ -125,14 +123,12 @@ class Rotator(Device):
 
     @get("stepsize")
     def stepsize(self) -> float:
-        if self.config.step_size_deg is None:
-            raise NotImplementedErr("StepSize is not implemented: this rotator does not report its step size")
+        self._require(self.config.step_size_deg is not None, "StepSize", "this rotator does not report its step size")
         return self.config.step_size_deg
 
     @put("halt")
     def halt(self) -> None:
-        if not self.config.can_halt:
-            raise NotImplementedErr("Halt is not implemented: this rotator cannot be stopped once moving")
+        self._require(self.config.can_halt, "Halt", "this rotator cannot be stopped once moving")
         self._mech = self._mechanical()
         self._motion = None
 

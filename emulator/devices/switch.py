@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
-from emulator.errors import InvalidValue, NotImplementedErr, OperationCancelled
+from emulator.errors import InvalidValue, OperationCancelled
 
 _STEP_TOLERANCE = 1e-6
 
@@ -157,14 +157,12 @@ class Switch(Device):
 
     def _check_writable(self, Id: int, member: str) -> SwitchSpec:
         spec = self._spec(Id)
-        if not spec.can_write:
-            raise NotImplementedErr(f"{member}: switch {Id} ({self._names[Id]}) cannot be written (CanWrite is False)")
+        self._require(spec.can_write, member, f"switch {Id} ({self._names[Id]}) cannot be written (CanWrite is False)")
         return spec
 
     def _check_async(self, Id: int, member: str) -> SwitchSpec:
         spec = self._check_writable(Id, member)
-        if not spec.can_async:
-            raise NotImplementedErr(f"{member}: switch {Id} ({self._names[Id]}) cannot operate asynchronously")
+        self._require(spec.can_async, member, f"switch {Id} ({self._names[Id]}) cannot operate asynchronously")
         return spec
 
     def _check_value(self, Id: int, spec: SwitchSpec, value: float, member: str) -> float:
@@ -249,8 +247,7 @@ class Switch(Device):
     @get("statechangecomplete", Id=int)
     def statechangecomplete(self, Id: int) -> bool:
         spec = self._spec(Id)
-        if not spec.can_async:
-            raise NotImplementedErr(f"StateChangeComplete: switch {Id} ({self._names[Id]}) is not asynchronous")
+        self._require(spec.can_async, "StateChangeComplete", f"switch {Id} ({self._names[Id]}) is not asynchronous")
         if self._cancel_state[Id] == "cancelled":
             # reported once; afterwards the change simply never completed
             self._cancel_state[Id] = "reported"
@@ -270,8 +267,7 @@ class Switch(Device):
     @put("setswitchname", Id=int, Name=str)
     def setswitchname(self, Id: int, Name: str) -> None:
         self._spec(Id)
-        if not self.config.can_rename:
-            raise NotImplementedErr("SetSwitchName is not implemented: switch names are fixed on this device")
+        self._require(self.config.can_rename, "SetSwitchName", "switch names are fixed on this device")
         self._names[Id] = Name
 
     @put("setasync", Id=int, State=bool)

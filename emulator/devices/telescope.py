@@ -468,10 +468,6 @@ class Telescope(Device):
         if self._parked:
             raise Parked(f"{what} is not allowed while the mount is parked: call Unpark first")
 
-    def _require(self, flag: bool, what: str, can: str) -> None:
-        if not flag:
-            raise NotImplementedErr(f"{what} is not implemented by this mount ({can} is false)")
-
     @staticmethod
     def _check_ra(name: str, ra: float) -> None:
         if not (0.0 <= ra < 24.0) or math.isnan(ra):
@@ -686,7 +682,7 @@ class Telescope(Device):
     @put("sideofpier", SideOfPier=int)
     def put_sideofpier(self, SideOfPier: int) -> None:
         """Force a meridian flip: a slew to the same coordinates on the other side of the pier."""
-        self._require(self.config.can_set_pier_side and self._german, "Writing SideOfPier", "CanSetPierSide")
+        self._require(self.config.can_set_pier_side and self._german, "Writing SideOfPier", "CanSetPierSide is false")
         if SideOfPier not in (PierSide.pierEast, PierSide.pierWest):
             raise InvalidValue(f"SideOfPier {SideOfPier} is invalid; valid values are 0 (pierEast) and 1 (pierWest)")
         self._not_parked("Writing SideOfPier")
@@ -746,7 +742,7 @@ class Telescope(Device):
 
     @put("tracking", Tracking=bool)
     def put_tracking(self, Tracking: bool) -> None:
-        self._require(self.config.can_set_tracking, "Writing Tracking", "CanSetTracking")
+        self._require(self.config.can_set_tracking, "Writing Tracking", "CanSetTracking is false")
         self._set_tracking(Tracking)
 
     def _set_tracking(self, value: bool, force: bool = False) -> None:
@@ -785,7 +781,7 @@ class Telescope(Device):
 
     @put("rightascensionrate", RightAscensionRate=float)
     def put_rightascensionrate(self, RightAscensionRate: float) -> None:
-        self._require(self.config.can_set_rates, "Writing RightAscensionRate", "CanSetRightAscensionRate")
+        self._require(self.config.can_set_rates, "Writing RightAscensionRate", "CanSetRightAscensionRate is false")
         self._set_offset_rate(ra=RightAscensionRate)
 
     @get("declinationrate")
@@ -794,7 +790,7 @@ class Telescope(Device):
 
     @put("declinationrate", DeclinationRate=float)
     def put_declinationrate(self, DeclinationRate: float) -> None:
-        self._require(self.config.can_set_rates, "Writing DeclinationRate", "CanSetDeclinationRate")
+        self._require(self.config.can_set_rates, "Writing DeclinationRate", "CanSetDeclinationRate is false")
         self._set_offset_rate(dec=DeclinationRate)
 
     def _set_offset_rate(self, ra: float | None = None, dec: float | None = None) -> None:
@@ -818,7 +814,7 @@ class Telescope(Device):
 
     @put("guideraterightascension", GuideRateRightAscension=float)
     def put_guideraterightascension(self, GuideRateRightAscension: float) -> None:
-        self._require(self.config.can_set_guide_rates, "Writing GuideRateRightAscension", "CanSetGuideRates")
+        self._require(self.config.can_set_guide_rates, "Writing GuideRateRightAscension", "CanSetGuideRates is false")
         check_range("GuideRateRightAscension", GuideRateRightAscension, 0.0, 1.0)
         self._guide_ra = GuideRateRightAscension
 
@@ -828,7 +824,7 @@ class Telescope(Device):
 
     @put("guideratedeclination", GuideRateDeclination=float)
     def put_guideratedeclination(self, GuideRateDeclination: float) -> None:
-        self._require(self.config.can_set_guide_rates, "Writing GuideRateDeclination", "CanSetGuideRates")
+        self._require(self.config.can_set_guide_rates, "Writing GuideRateDeclination", "CanSetGuideRates is false")
         check_range("GuideRateDeclination", GuideRateDeclination, 0.0, 1.0)
         self._guide_dec = GuideRateDeclination
 
@@ -850,7 +846,7 @@ class Telescope(Device):
 
     @get("ispulseguiding")
     def ispulseguiding(self) -> bool:
-        self._require(self.config.can_pulse_guide, "IsPulseGuiding", "CanPulseGuide")
+        self._require(self.config.can_pulse_guide, "IsPulseGuiding", "CanPulseGuide is false")
         now = self._update()
         return any(p.end > now for p in self._pulses.values())
 
@@ -867,7 +863,7 @@ class Telescope(Device):
     # -- slews -----------------------------------------------------------------------------------
 
     def _equatorial_slew(self, what: str, ra: float, dec: float, flag: bool, can: str) -> None:
-        self._require(flag, what, can)
+        self._require(flag, what, f"{can} is false")
         self._check_ra("RightAscension", ra)
         self._check_dec("Declination", dec)
         self._not_parked(what)
@@ -877,7 +873,7 @@ class Telescope(Device):
         self._start_slew("slew", "ra", ra, dec)
 
     def _altaz_slew(self, what: str, azimuth: float, altitude: float, flag: bool, can: str) -> None:
-        self._require(flag, what, can)
+        self._require(flag, what, f"{can} is false")
         self._check_altaz(altitude, azimuth)
         self._not_parked(what)
         if self._tracking:
@@ -896,13 +892,13 @@ class Telescope(Device):
 
     @put("slewtotargetasync")
     def slewtotargetasync(self) -> None:
-        self._require(self.config.can_slew_async, "SlewToTargetAsync", "CanSlewAsync")
+        self._require(self.config.can_slew_async, "SlewToTargetAsync", "CanSlewAsync is false")
         ra, dec = self._target("SlewToTargetAsync")
         self._equatorial_slew("SlewToTargetAsync", ra, dec, True, "CanSlewAsync")
 
     @put("slewtotarget")
     def slewtotarget(self) -> None:
-        self._require(self.config.can_slew, "SlewToTarget", "CanSlew")
+        self._require(self.config.can_slew, "SlewToTarget", "CanSlew is false")
         ra, dec = self._target("SlewToTarget")
         self._equatorial_slew("SlewToTarget", ra, dec, True, "CanSlew")
         self._wait_for_slew()
@@ -936,7 +932,7 @@ class Telescope(Device):
 
     @put("synctocoordinates", RightAscension=float, Declination=float)
     def synctocoordinates(self, RightAscension: float, Declination: float) -> None:
-        self._require(self.config.can_sync, "SyncToCoordinates", "CanSync")
+        self._require(self.config.can_sync, "SyncToCoordinates", "CanSync is false")
         self._check_ra("RightAscension", RightAscension)
         self._check_dec("Declination", Declination)
         self._not_parked("SyncToCoordinates")
@@ -947,7 +943,7 @@ class Telescope(Device):
 
     @put("synctotarget")
     def synctotarget(self) -> None:
-        self._require(self.config.can_sync, "SyncToTarget", "CanSync")
+        self._require(self.config.can_sync, "SyncToTarget", "CanSync is false")
         self._not_parked("SyncToTarget")
         ra, dec = self._target("SyncToTarget")
         if not self._tracking:
@@ -956,7 +952,7 @@ class Telescope(Device):
 
     @put("synctoaltaz", Azimuth=float, Altitude=float)
     def synctoaltaz(self, Azimuth: float, Altitude: float) -> None:
-        self._require(self.config.can_sync_altaz, "SyncToAltAz", "CanSyncAltAz")
+        self._require(self.config.can_sync_altaz, "SyncToAltAz", "CanSyncAltAz is false")
         self._check_altaz(Altitude, Azimuth)
         self._not_parked("SyncToAltAz")
         if self._tracking:
@@ -969,7 +965,7 @@ class Telescope(Device):
     @put("park")
     def park(self) -> None:
         """Asynchronous: tracking stops, the mount slews to the park position, then AtPark is true."""
-        self._require(self.config.can_park, "Park", "CanPark")
+        self._require(self.config.can_park, "Park", "CanPark is false")
         self._update()
         if self._parked or (self._slew is not None and self._slew.kind == "park"):
             return
@@ -979,7 +975,7 @@ class Telescope(Device):
 
     @put("unpark")
     def unpark(self) -> None:
-        self._require(self.config.can_unpark, "Unpark", "CanUnpark")
+        self._require(self.config.can_unpark, "Unpark", "CanUnpark is false")
         self._update()
         self._parked = False
         if self._slew is not None and self._slew.kind == "park":
@@ -987,7 +983,7 @@ class Telescope(Device):
 
     @put("setpark")
     def setpark(self) -> None:
-        self._require(self.config.can_set_park, "SetPark", "CanSetPark")
+        self._require(self.config.can_set_park, "SetPark", "CanSetPark is false")
         ha, dec = self._hadec(self._update())
         self._park_altaz = hadec_to_altaz(ha, dec, self._lat)
 
@@ -997,7 +993,7 @@ class Telescope(Device):
 
         Tracking stops because a tracking mount would leave the home position at once.
         """
-        self._require(self.config.can_find_home, "FindHome", "CanFindHome")
+        self._require(self.config.can_find_home, "FindHome", "CanFindHome is false")
         self._not_parked("FindHome")
         if self._at_home and self._slew is None:
             return
@@ -1010,7 +1006,7 @@ class Telescope(Device):
     @put("pulseguide", Direction=int, Duration=int)
     def pulseguide(self, Direction: int, Duration: int) -> None:
         """Asynchronous: the guide rate is added for Duration ms of simulated time."""
-        self._require(self.config.can_pulse_guide, "PulseGuide", "CanPulseGuide")
+        self._require(self.config.can_pulse_guide, "PulseGuide", "CanPulseGuide is false")
         if Direction not in (0, 1, 2, 3):
             raise InvalidValue(f"PulseGuide Direction {Direction} is invalid; valid: 0 North, 1 South, 2 East, 3 West")
         check_range("PulseGuide Duration", Duration, 0, 2147483647)

@@ -32,7 +32,7 @@ import importlib
 import logging
 import multiprocessing
 import os
-import queue as _queue
+import collections
 import signal
 import threading
 import time
@@ -97,7 +97,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 # rebuilt on each side by _init_local_state().
 _LOCAL_KEYS = (
     "lock", "_reap_lock", "_channel", "_cache", "_cache_lock", "_state", "_state_lock",
-    "_stop_event", "_ready", "_connect_error", "_connect_lock", "_work", "_workers",
+    "_stop_event", "_ready", "_connect_error", "_connect_lock", "_work", "_workers", "_serve_cond",
+    "_listener", "_idle",
     "_pollers", "_poll_lock", "_poll_cond", "_paused", "_latest", "_latest_lock", "_tls", "_back",
     "_stop_rid", "_astra_ppid",
 )
@@ -251,8 +252,12 @@ class AlpacaDevice(multiprocessing.Process):
         self._ready = threading.Event()
         self._connect_error: dict[str, Any] | None = None
         self._connect_lock = threading.Lock()
-        self._work: _queue.Queue = _queue.Queue()
+        # calls that found no idle thread to take over listening (the listener itself runs the rest)
+        self._work: collections.deque = collections.deque()
         self._workers: list[threading.Thread] = []
+        self._serve_cond = threading.Condition()
+        self._listener: threading.Thread | None = None
+        self._idle = 0
         self._pollers: dict[str, _Poller] = {}
         self._poll_lock = threading.Lock()
         self._poll_cond = threading.Condition()
@@ -500,13 +505,17 @@ class AlpacaDevice(multiprocessing.Process):
             self.front_pipe = None
         assert self.back_pipe is not None
         self._back = BackChannel(self.back_pipe, self.lock)
-        for i in range(self.workers):
-            worker = threading.Thread(target=self._worker__, name=f"astra-worker-{i}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
         threading.Thread(target=self._connect__, name="astra-connect", daemon=True).start()
         try:
-            while self.listenFront__():
+            # Leader/follower: one of these threads listens; the one that reads a call runs it
+            # itself while an idle one takes over listening, so a call needs no thread hand-off
+            # and control messages are never stuck behind a slow call. ``workers`` calls at most
+            # run at once (one thread always listens).
+            for i in range(self.workers + 1):
+                worker = threading.Thread(target=self._worker__, name=f"astra-worker-{i}", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+            while not self._stop_event.wait(0.5):
                 pass
         finally:
             self._shutdown__()
@@ -619,7 +628,14 @@ class AlpacaDevice(multiprocessing.Process):
             self._stop_event.set()
             return False
         if op in CALL_OPS:
-            self._work.put(msg)
+            with self._serve_cond:
+                if self._listener is threading.current_thread() and self._idle > 0:
+                    # run it here, once an idle thread has been told to listen in our place
+                    self._listener = None
+                    self._tls.inline = msg
+                else:
+                    self._work.append(msg)
+                self._serve_cond.notify()
         elif op == "stop_poll":  # joins poll threads: never block the listener on that
             threading.Thread(target=self._run_op, args=(msg,), name="astra-stop-poll", daemon=True).start()
         else:
@@ -627,11 +643,39 @@ class AlpacaDevice(multiprocessing.Process):
         return True
 
     def _worker__(self) -> None:
+        """One thread of the device process's pool: run queued calls, else listen, else wait."""
+        me = threading.current_thread()
+        cond = self._serve_cond
+        tls = self._tls
         while True:
-            msg = self._work.get()
-            if msg is None:
-                return
-            self._run_op(msg)
+            with cond:
+                while True:
+                    if self._stop_event.is_set():
+                        return
+                    if self._work:
+                        msg, lead = self._work.popleft(), False
+                        break
+                    if self._listener is None:
+                        self._listener, lead = me, True
+                        break
+                    self._idle += 1
+                    cond.wait(1.0)
+                    self._idle -= 1
+            if not lead:
+                self._run_op(msg)
+                continue
+            tls.inline = None
+            while True:
+                if not self.listenFront__():
+                    self._stop_event.set()
+                    with cond:
+                        self._listener = None
+                        cond.notify_all()
+                    return
+                msg, tls.inline = tls.inline, None
+                if msg is not None:  # we gave up listening to run this call
+                    self._run_op(msg)
+                    break
 
     def _run_op(self, msg: tuple) -> None:
         op, rid, deadline, payload = msg

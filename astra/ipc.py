@@ -1,40 +1,47 @@
 """The pipe protocol between an AlpacaDevice (caller's process) and its device process.
 
-Data flow (shaped after ``concurrent.futures.process``)::
+Data flow::
 
-    caller threads                      reader thread                      device process
-    ──────────────                      ─────────────                      ──────────────
+    caller threads                                                         device process
+    ──────────────                                                         ──────────────
     request(op, payload, timeout)
       │ rid = next id; pending[rid] = Waiter
-      │ send (op, rid, deadline, payload) ──────── pipe ───────────────> listener: control ops inline,
-      │ wait(Waiter, until deadline)                                      calls -> worker threads
-      │                                 wait([pipe, process sentinel])    (skipped if the deadline passed)
-      │                                   ("reply", rid, ok, blob) <───── reply after the HTTP call
-      │ <─ Waiter.set(...) ────────────── pending.pop(rid) (a late reply   poll threads:
-      │                                   finds no waiter: dropped)       ("push", kind, blob) ──> on_push
-      │                                 sentinel ready (child died):       (poll cache in the caller)
-      │ <─ AlpacaDeviceIPCError("dead") ─ every pending Waiter failed at once
+      │ send (op, rid, deadline, payload) ──────── pipe ───────────────> leader thread reads it:
+      │ the first waiting thread leads: it                                control ops inline, calls
+      │ polls [pipe, process sentinel] itself                             run by the thread that read
+      │ and reads every message that comes;    <── reply frame (rid) ──── them (another takes over
+      │ other callers' replies go to their                                listening); skipped if the
+      │ Waiters (followers), a late reply                                 deadline passed
+      │ finds no Waiter and is dropped                                    poll threads:
+      │ sentinel ready (child died): every     <── push frame ────────── poll results -> on_push
+      │ pending call fails at once                                        (poll cache in the caller)
       v
+    reader thread: reads only while no call is waiting (pushes, the sentinel of an idle device)
 
 * Every request carries an id, and every reply the id of its request, so a reply that comes
   after its caller timed out is dropped instead of being handed to the next caller.
 * Every request carries an absolute ``time.monotonic()`` deadline (one clock for all processes
   on the host); the device process does not start work whose caller has already given up.
-* The reader thread is the only reader of the pipe. It watches the process sentinel with
-  :func:`multiprocessing.connection.wait`, so a killed child fails every pending call at once.
-* Values cross the pipe pickled separately from the envelope, so a value that cannot be pickled
-  (or unpickled) fails its own call with a clear message instead of breaking the channel.
+* Exactly one thread reads the pipe at a time (the read lock). A calling thread reads its own
+  reply (no thread hand-off on the common path); it waits on the pipe and the process sentinel
+  together, so a killed child fails every pending call at once, within the call's deadline.
+* A reply is a small binary header (kind, id, ok) before the pickled value, so a value that
+  cannot be unpickled fails its own call with a clear message instead of breaking the channel,
+  and the value is pickled once.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
+import math
+import pickle
 import select
+import struct
 import threading
 import time
-from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import ForkingPickler
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 from astra.errors import AlpacaDeviceIPCError, RemoteDeviceError, RemoteTraceback
@@ -44,13 +51,42 @@ log = logging.getLogger(__name__)
 REPLY = "reply"
 PUSH = "push"
 
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_REPLY_HEADER = struct.Struct("!cQ?")  # b"R", request id, ok
+_PUSH_TAG = b"P"
+_READY = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_BIG = 1 << 16  # above this a frame is pickled behind its header in place (no concatenation copy)
+
 
 def encode(value: Any) -> bytes:
-    return bytes(ForkingPickler.dumps(value))
+    return pickle.dumps(value, _PROTOCOL)
 
 
-def decode(blob: bytes) -> Any:
-    return ForkingPickler.loads(blob)
+def decode(blob: Any) -> Any:
+    return pickle.loads(blob)
+
+
+def _frame(header: bytes, value: Any) -> Any:
+    """``header`` + the pickled value as one buffer, copying a big pickle no more than once."""
+    blob = pickle.dumps(value, _PROTOCOL)
+    if len(blob) < _BIG:
+        return header + blob
+    buf = io.BytesIO()
+    buf.write(header)
+    buf.write(memoryview(blob))
+    return buf.getbuffer()
+
+
+def parse_frame(data: Any) -> tuple:
+    """A frame from the device process -> ``(REPLY, rid, ok, blob)`` or ``(PUSH, blob)``."""
+    view = memoryview(data)
+    tag = bytes(view[:1])
+    if tag == b"R":
+        _, rid, ok = _REPLY_HEADER.unpack_from(view)
+        return (REPLY, rid, ok, view[_REPLY_HEADER.size:])
+    if tag == _PUSH_TAG:
+        return (PUSH, view[1:])
+    raise ValueError(f"unknown frame tag {tag!r}")
 
 
 def error_payload(exc: AlpacaDeviceIPCError | RemoteDeviceError, tb: str | None = None) -> dict[str, Any]:
@@ -75,27 +111,37 @@ def error_from_payload(info: dict[str, Any], device_name: str) -> Exception:
 
 
 class Waiter:
-    """One pending call: the reader thread fills it in, the calling thread waits on it."""
+    """One pending call: filled in by whichever thread reads its reply; its caller waits on it."""
 
-    __slots__ = ("rid", "method", "event", "ok", "value")
+    __slots__ = ("rid", "method", "event", "done", "ok", "value")
 
     def __init__(self, rid: int, method: str | None) -> None:
         self.rid = rid
         self.method = method
+        #: set when the call is answered, and to promote a waiting follower to reader
         self.event = threading.Event()
+        self.done = False
         self.ok = False
         self.value: Any = None
 
     def set(self, ok: bool, value: Any) -> None:
         self.ok, self.value = ok, value
+        self.done = True
         self.event.set()
 
 
+def _poller(*fds: int) -> Any:
+    p = select.poll()
+    for fd in fds:
+        p.register(fd, _READY)
+    return p
+
+
 class FrontChannel:
-    """The caller's end: ids, deadlines, one reader thread, and dead-child detection.
+    """The caller's end: ids, deadlines, leader/follower reading, and dead-child detection.
 
     ``send_lock`` serialises writers on the pipe (AlpacaDevice passes its ``lock``);
-    ``on_push`` receives unsolicited messages (poll results) in the reader thread;
+    ``on_push`` receives unsolicited messages (poll results) in whichever thread reads them;
     ``exitcode`` tells the dead child's exit code for error messages.
     """
 
@@ -119,8 +165,22 @@ class FrontChannel:
         self._pending: dict[int, Waiter] = {}
         self._pending_lock = threading.Lock()
         self._failure: AlpacaDeviceIPCError | None = None
+        self._ended = False
         self.stopping = False
         self.late_replies = 0
+        #: calls between registering and returning; the reader thread stands aside while > 0
+        self._callers = 0
+        #: held by the one thread that reads the pipe now
+        self._read_lock = threading.Lock()
+        #: makes "could not get the read lock -> follower" and "release -> promote" atomic
+        self._lead_lock = threading.Lock()
+        self._followers: list[Waiter] = []
+        fd = conn.fileno()
+        self._fd = fd
+        self._lead_poll = _poller(fd, sentinel)  # used only under the read lock
+        self._bg_poll = _poller(fd, sentinel)  # the reader thread's own
+        self._out_poll = select.poll()  # used only under the send lock
+        self._out_poll.register(fd, select.POLLOUT)
         self._thread = threading.Thread(target=self._read_loop, name=f"astra-reader[{device_name}]", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -158,7 +218,7 @@ class FrontChannel:
         deadline = time.monotonic() + timeout
         rid = next(self._ids)
         try:
-            data = encode((op, rid, deadline, payload))
+            data = pickle.dumps((op, rid, deadline, payload), _PROTOCOL)
         except Exception as exc:
             raise TypeError(f"[{self._device_name}] {op} {method or ''}: arguments cannot be sent to the device process: {exc}") from exc
         waiter = Waiter(rid, method)
@@ -166,24 +226,108 @@ class FrontChannel:
             if self._failure is not None:
                 raise self._copy_failure(method)
             self._pending[rid] = waiter
+            self._callers += 1
         try:
             self._send(data, deadline, method)
-        except BaseException:
+            self._await(waiter, deadline)
+        finally:
             with self._pending_lock:
-                self._pending.pop(rid, None)
-            raise
-        if not waiter.event.wait(max(0.0, deadline - time.monotonic())):
-            with self._pending_lock:
-                self._pending.pop(rid, None)
-            if not waiter.event.is_set():
-                raise AlpacaDeviceIPCError(
-                    f"[{self._device_name}] {op} {method or ''}: no reply from the device process within {timeout:g} s "
-                    "(it may still complete the call)",
-                    reason="timeout", device_name=self._device_name, method=method,
-                )
+                self._callers -= 1
+                if not waiter.done:
+                    self._pending.pop(rid, None)
+        if not waiter.done:
+            raise AlpacaDeviceIPCError(
+                f"[{self._device_name}] {op} {method or ''}: no reply from the device process within {timeout:g} s "
+                "(it may still complete the call)",
+                reason="timeout", device_name=self._device_name, method=method,
+            )
         if waiter.ok:
             return waiter.value
         raise waiter.value
+
+    def _await(self, waiter: Waiter, deadline: float) -> None:
+        """Until ``waiter`` is answered or the deadline: read the pipe if nobody else does, else follow."""
+        while not waiter.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with self._lead_lock:
+                lead = self._read_lock.acquire(False)
+                if not lead:
+                    waiter.event.clear()
+                    if waiter.done:
+                        return
+                    self._followers.append(waiter)
+            if lead:
+                try:
+                    self._lead(waiter, deadline)
+                finally:
+                    self._release_read()
+                continue
+            waiter.event.wait(remaining)
+            with self._lead_lock:
+                try:
+                    self._followers.remove(waiter)
+                except ValueError:
+                    pass
+
+    def _release_read(self) -> None:
+        """Give up the read lock and wake one follower to take it."""
+        with self._lead_lock:
+            self._read_lock.release()
+            follower = self._followers.pop(0) if self._followers else None
+        if follower is not None:
+            follower.event.set()
+
+    def _lead(self, waiter: Waiter, deadline: float) -> None:
+        """Read messages (anyone's) until ``waiter`` is answered, the deadline, or the channel's end."""
+        poll = self._lead_poll.poll
+        while not waiter.done and not self._ended:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                events = poll(math.ceil(remaining * 1000))
+            except (OSError, ValueError):
+                self._fail_end("closed")
+                return
+            if events and not self._read_one(events):
+                return
+
+    def _read_one(self, events: list[tuple[int, int]]) -> bool:
+        """Handle one poll result (under the read lock); False once the channel has ended."""
+        conn_ready = sentinel_ready = False
+        for fd, ev in events:
+            if ev & select.POLLNVAL:
+                self._fail_end("closed")
+                return False
+            if fd == self._fd:
+                conn_ready = True
+            else:
+                sentinel_ready = True
+        if conn_ready:
+            try:
+                data = self._conn.recv_bytes()
+            except (EOFError, OSError, ValueError):
+                # EOF comes as the child exits: let its sentinel say whether it died.
+                try:
+                    dead = bool(_poller(self._sentinel).poll(500))
+                except (OSError, ValueError):
+                    dead = False
+                self._fail_end("dead" if dead else None)
+                return False
+            try:
+                msg = parse_frame(data)
+            except Exception as exc:  # a frame that cannot be read: keep reading
+                log.error("[%s] undecodable message from the device process: %s", self._device_name, exc)
+                return True
+            self._dispatch(msg)
+            return True
+        if sentinel_ready:
+            self._drain()
+            self._fail_end("dead")
+            return False
+        return True
 
     def _copy_failure(self, method: str | None) -> AlpacaDeviceIPCError:
         assert self._failure is not None
@@ -199,17 +343,24 @@ class FrontChannel:
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise timed_out()
         try:
-            # A stopped (SIGSTOP) child stops reading: do not block on a full pipe past the deadline.
+            # A stopped (SIGSTOP) child stops reading: never block on a full pipe past the deadline.
+            # The common case (room in the pipe) costs one poll(0).
             try:
-                fd = self._conn.fileno()
-                _, writable, _ = select.select([], [fd], [], max(0.0, deadline - time.monotonic()))
+                ready = self._out_poll.poll(0)
+                if not ready:
+                    ready = self._out_poll.poll(math.ceil(max(0.0, deadline - time.monotonic()) * 1000))
             except (OSError, ValueError) as exc:
                 raise AlpacaDeviceIPCError(
                     f"[{self._device_name}] pipe to the device process is closed", reason="closed",
                     device_name=self._device_name, method=method,
                 ) from exc
-            if not writable:
+            if not ready:
                 raise timed_out()
+            if ready[0][1] & select.POLLNVAL:
+                raise AlpacaDeviceIPCError(
+                    f"[{self._device_name}] pipe to the device process is closed", reason="closed",
+                    device_name=self._device_name, method=method,
+                )
             try:
                 self._conn.send_bytes(data)
             except (OSError, ValueError, EOFError) as exc:
@@ -224,34 +375,30 @@ class FrontChannel:
     # -- the reader thread -----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        conn, sentinel = self._conn, self._sentinel
+        """Read while no call waits (pushes, an idle device's death); stand aside while callers read."""
+        poll = self._bg_poll.poll
         try:
-            while True:
+            while not self._ended:
+                if self._callers > 0:  # a calling thread reads; check back now and then
+                    time.sleep(0.02)
+                    continue
                 try:
-                    ready = wait([conn, sentinel])
+                    events = poll(100)
                 except (OSError, ValueError):
                     self._fail_end("closed")
                     return
-                if conn in ready:
-                    try:
-                        msg = conn.recv()
-                    except (EOFError, OSError, ValueError):
-                        # EOF comes as the child exits: let its sentinel say whether it died.
-                        try:
-                            dead = bool(wait([sentinel], timeout=0.5))
-                        except (OSError, ValueError):
-                            dead = False
-                        self._fail_end("dead" if dead else None)
-                        return
-                    except Exception as exc:  # an envelope that cannot be unpickled: keep reading
-                        log.error("[%s] undecodable message from the device process: %s", self._device_name, exc)
-                        continue
-                    self._dispatch(msg)
+                if not events:
                     continue
-                if sentinel in ready:
-                    self._drain()
-                    self._fail_end("dead")
-                    return
+                with self._lead_lock:
+                    got = self._read_lock.acquire(False)
+                if not got:
+                    continue
+                try:
+                    events = poll(0)  # a caller may have read it meanwhile
+                    if events:
+                        self._read_one(events)
+                finally:
+                    self._release_read()
         except BaseException:  # pragma: no cover - keep callers from hanging whatever happens
             log.exception("[%s] reader thread failed", self._device_name)
             self._fail_end("broken")
@@ -260,11 +407,12 @@ class FrontChannel:
         """Hand out the replies the child sent just before it exited."""
         try:
             while self._conn.poll(0):
-                self._dispatch(self._conn.recv())
+                self._dispatch(parse_frame(self._conn.recv_bytes()))
         except Exception:
             pass
 
     def _fail_end(self, reason: str | None) -> None:
+        self._ended = True
         code = self._exitcode()
         if self.stopping:
             self.fail_all("stopped", f"[{self._device_name}] the device process was stopped")
@@ -274,11 +422,7 @@ class FrontChannel:
             self.fail_all(reason or "closed", f"[{self._device_name}] the pipe to the device process was closed")
 
     def _dispatch(self, msg: Any) -> None:
-        try:
-            kind = msg[0]
-        except Exception:
-            log.error("[%s] malformed message from the device process: %r", self._device_name, msg)
-            return
+        kind = msg[0]
         if kind == REPLY:
             _, rid, ok, blob = msg
             with self._pending_lock:
@@ -288,7 +432,7 @@ class FrontChannel:
                 log.debug("[%s] dropped a late reply to request %s (its caller gave up)", self._device_name, rid)
                 return
             try:
-                value = decode(blob)
+                value = pickle.loads(blob)
             except Exception as exc:
                 waiter.set(False, AlpacaDeviceIPCError(
                     f"[{self._device_name}] {waiter.method}: the reply cannot be unpickled here: {type(exc).__name__}: {exc}",
@@ -300,11 +444,11 @@ class FrontChannel:
             else:
                 waiter.set(False, error_from_payload(value, self._device_name))
         elif kind == PUSH:
-            _, what, blob = msg
             try:
-                self._on_push(what, decode(blob))
+                what, value = pickle.loads(msg[1])
+                self._on_push(what, value)
             except Exception:
-                log.exception("[%s] could not handle a %s message", self._device_name, what)
+                log.exception("[%s] could not handle a message pushed by the device process", self._device_name)
         else:
             log.error("[%s] unknown message kind %r from the device process", self._device_name, kind)
 
@@ -315,27 +459,28 @@ class BackChannel:
     def __init__(self, conn: Connection, lock: threading.Lock | threading.RLock) -> None:
         self.conn = conn
         self.lock = lock
+        self._in_poll = _poller(conn.fileno())  # used by the one listening thread at a time
 
     def recv(self, timeout: float) -> Any | None:
         """The next request, or None when none came within ``timeout``; EOFError when the caller is gone."""
-        if not self.conn.poll(timeout):
+        if not self._in_poll.poll(math.ceil(timeout * 1000)):
             return None
-        return self.conn.recv()
+        return pickle.loads(self.conn.recv_bytes())
 
-    def _send(self, msg: tuple) -> None:
+    def _send(self, frame: Any) -> None:
         with self.lock:
-            self.conn.send(msg)
+            self.conn.send_bytes(frame)
 
     def reply(self, rid: int, ok: bool, value: Any) -> None:
+        header = _REPLY_HEADER.pack(b"R", rid, ok)
         try:
-            blob = encode(value)
+            frame = _frame(header, value)
         except Exception as exc:
-            ok = False
-            blob = encode({
+            frame = _frame(_REPLY_HEADER.pack(b"R", rid, False), {
                 "family": "remote", "cause": "other", "ambiguous": False, "remote_type": type(exc).__name__,
                 "remote_message": f"the result ({type(value).__name__}) cannot be pickled: {exc}",
             })
-        self._send((REPLY, rid, ok, blob))
+        self._send(frame)
 
     def push(self, what: str, value: Any) -> None:
-        self._send((PUSH, what, encode(value)))
+        self._send(_frame(_PUSH_TAG, (what, value)))

@@ -15,7 +15,7 @@ unpinned again (``{"RainRate": None}``); a pin takes effect at once.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
 from pydantic import Field
 
@@ -23,21 +23,6 @@ from emulator.clock import SimClock
 from emulator.devices.base import Device, DeviceConfig, get, put
 from emulator.errors import InvalidValue, check_range
 
-SENSORS: tuple[str, ...] = (
-    "CloudCover",
-    "DewPoint",
-    "Humidity",
-    "Pressure",
-    "RainRate",
-    "SkyBrightness",
-    "SkyQuality",
-    "SkyTemperature",
-    "StarFWHM",
-    "Temperature",
-    "WindDirection",
-    "WindGust",
-    "WindSpeed",
-)
 SensorName = Literal[
     "CloudCover",
     "DewPoint",
@@ -53,6 +38,8 @@ SensorName = Literal[
     "WindGust",
     "WindSpeed",
 ]
+#: every sensor ObservingConditions defines, in the Literal's order (one list, so the two cannot drift)
+SENSORS: tuple[str, ...] = get_args(SensorName)
 _BY_LOWER = {name.lower(): name for name in SENSORS}
 
 DEFAULT_DESCRIPTIONS: dict[str, str] = {

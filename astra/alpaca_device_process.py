@@ -30,12 +30,14 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import logging
+import math
 import multiprocessing
 import os
 import collections
 import signal
 import threading
 import time
+import zlib
 from multiprocessing.connection import Connection, wait
 from typing import Any, Dict, List, Optional, Union
 
@@ -941,12 +943,20 @@ class AlpacaDevice(multiprocessing.Process):
     def _wait_slot(self, poller: _Poller) -> bool:
         """Sleep until ``poller.next_at`` (and while paused) without busy-waiting; False when the poll must end."""
         with self._poll_cond:
+            paused = False
             while True:
                 if poller.stop.is_set() or self._stop_event.is_set():
                     return False
                 if self._paused:
+                    paused = True
                     self._poll_cond.wait(0.5)
                     continue
+                if paused:
+                    # Resume on the old grid (keep the phase), so resumed polls do not all fire at once.
+                    paused = False
+                    now = time.monotonic()
+                    if poller.next_at < now:
+                        poller.next_at += math.ceil((now - poller.next_at) / poller.delay) * poller.delay
                 remaining = poller.next_at - time.monotonic()
                 if remaining <= 0:
                     return True
@@ -963,7 +973,7 @@ class AlpacaDevice(multiprocessing.Process):
                 return
         failures = 0
         with self._poll_cond:
-            poller.next_at = time.monotonic()
+            poller.next_at = time.monotonic() + self._poll_phase(method, poller.delay)
         while self._wait_slot(poller):
             try:
                 kind, fn = self._resolve("get", method, {})
@@ -989,6 +999,12 @@ class AlpacaDevice(multiprocessing.Process):
                 # Fixed rate: the next slot counts from the last one, so read time does not add up;
                 # a read that took longer than the interval skips slots, never bursts.
                 self._schedule(poller, max(poller.next_at + poller.delay, time.monotonic()))
+
+    def _poll_phase(self, method: str, delay: float) -> float:
+        """Where in its interval a member's schedule starts: spread by name, so polls started
+        together (a start_poll loop, many devices) do not reach the server in bursts."""
+        fraction = (zlib.crc32(f"{self.device_name}/{method}".encode()) % 1000) / 1000
+        return fraction * min(delay, 1.0)
 
     def _schedule(self, poller: _Poller, when: float) -> None:
         with self._poll_cond:

@@ -49,7 +49,7 @@ from astra.errors import (
     classify,
     format_traceback,
 )
-from astra.ipc import BackChannel, FrontChannel, error_payload
+from astra.ipc import BackChannel, FrontChannel, RawImage, error_payload
 from astra.retry import RetryPolicy
 
 __all__ = [
@@ -796,6 +796,8 @@ class AlpacaDevice(multiprocessing.Process):
             )
         if op == "set":
             return "write", lambda: setattr(dev, method, value)
+        if op == "image" and hasattr(dev, "_fetch_imagedata_response"):
+            return "read", lambda: self._raw_image(dev)
         if isinstance(getattr(type(dev), method, None), property) and not kwargs:
             return "read", lambda: getattr(dev, method)
         try:
@@ -815,6 +817,17 @@ class AlpacaDevice(multiprocessing.Process):
                 remote_type="TypeError", remote_message=f"{method} is not callable",
             )
         return "read", lambda: member
+
+    @staticmethod
+    def _raw_image(dev: Any) -> Any:
+        """ImageArray as alpyca reads it, but kept as its flat pixel array for the pipe (see RawImage)."""
+        response = dev._fetch_imagedata_response("imagearray")
+        if "application/imagebytes" not in (response.headers.get("content-type") or ""):
+            return dev._get_json_imagedata(response)  # JSON image: alpyca's nested lists as they are
+        pixels = dev._build_imagedata_array(response)
+        del response
+        desc = dev.img_desc
+        return RawImage(pixels, desc.Rank, desc.Dimension1, desc.Dimension2, desc.Dimension3)
 
     def _attempt(self, kind: str, method: str, fn: Any, deadline: float | None) -> Any:
         """Run ``fn`` under the retry policy; failures become RemoteDeviceError with their cause."""
@@ -862,7 +875,8 @@ class AlpacaDevice(multiprocessing.Process):
         ``{"status": "error", "message": text, "error": fields}``, so it also works in the
         caller's own process on an assigned ``device``.
         """
-        ok, result, exc = self._status("get", method, kwargs)
+        op = "image" if pipe and method == "ImageArray" and not kwargs and self.type_key == "camera" else "get"
+        ok, result, exc = self._status(op, method, kwargs)
         return self._deliver(ok, result, exc, pipe)
 
     def set__(self, method: str, value: Any, pipe: bool = True) -> Any:  # noqa: N802

@@ -36,6 +36,7 @@ import io
 import itertools
 import logging
 import math
+import os
 import pickle
 import select
 import struct
@@ -50,10 +51,34 @@ log = logging.getLogger(__name__)
 
 REPLY = "reply"
 PUSH = "push"
+IMAGE = "image"
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _REPLY_HEADER = struct.Struct("!cQ?")  # b"R", request id, ok
 _PUSH_TAG = b"P"
+_IMAGE_HEADER = struct.Struct("!cQ")  # b"I", request id; then pickled metadata; then the raw pixels
+_RAW_STALL_S = 30.0  # the most a raw image body may pause before the channel counts as broken
+
+
+class RawImage:
+    """An ImageArray read in the device process, as its raw pixel buffer (``array.array``).
+
+    It crosses the pipe as a small header and then the pixel bytes themselves (never pickled);
+    the caller rebuilds what alpyca returns: a list of rows (``array.array`` slices), or of rows
+    of 3-element slices for a colour (rank 3) image.
+    """
+
+    __slots__ = ("pixels", "rank", "dim1", "dim2", "dim3")
+
+    def __init__(self, pixels: Any, rank: int, dim1: int, dim2: int, dim3: int) -> None:
+        self.pixels, self.rank, self.dim1, self.dim2, self.dim3 = pixels, rank, dim1, dim2, dim3
+
+
+def rows_of(pixels: Any, rank: int, dim1: int, dim2: int) -> list:
+    """alpyca's nested-list layout of a flat pixel array (see alpyca Camera.ImageArray)."""
+    if rank == 3:
+        return [[pixels[(i * dim2 + j) * 3:(i * dim2 + j) * 3 + 3] for j in range(dim2)] for i in range(dim1)]
+    return [pixels[i * dim2:(i + 1) * dim2] for i in range(dim1)]
 _READY = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _BIG = 1 << 16  # above this a frame is pickled behind its header in place (no concatenation copy)
 
@@ -86,6 +111,9 @@ def parse_frame(data: Any) -> tuple:
         return (REPLY, rid, ok, view[_REPLY_HEADER.size:])
     if tag == _PUSH_TAG:
         return (PUSH, view[1:])
+    if tag == b"I":
+        _, rid = _IMAGE_HEADER.unpack_from(view)
+        return (IMAGE, rid, pickle.loads(view[_IMAGE_HEADER.size:]))
     raise ValueError(f"unknown frame tag {tag!r}")
 
 
@@ -321,6 +349,13 @@ class FrontChannel:
             except Exception as exc:  # a frame that cannot be read: keep reading
                 log.error("[%s] undecodable message from the device process: %s", self._device_name, exc)
                 return True
+            if msg[0] == IMAGE:
+                try:
+                    msg = (IMAGE, msg[1], self._read_image(msg[2]))
+                except Exception as exc:  # the stream is out of step from here on
+                    log.error("[%s] image body from the device process failed: %s", self._device_name, exc)
+                    self._fail_end("broken")
+                    return False
             self._dispatch(msg)
             return True
         if sentinel_ready:
@@ -328,6 +363,26 @@ class FrontChannel:
             self._fail_end("dead")
             return False
         return True
+
+    def _read_image(self, meta: dict[str, Any]) -> list:
+        """Read the raw pixel bytes that follow an image header straight into their array."""
+        import array
+
+        itemsize = array.array(meta["typecode"]).itemsize
+        count = meta["nbytes"] // itemsize
+        pixels = array.array(meta["typecode"], [0]) * count if count else array.array(meta["typecode"])
+        view = memoryview(pixels).cast("B")
+        waiting = _poller(self._fd)
+        got, total = 0, meta["nbytes"]
+        while got < total:
+            if not waiting.poll(int(_RAW_STALL_S * 1000)):
+                raise TimeoutError(f"image body stalled for {_RAW_STALL_S:g} s at {got} of {total} bytes")
+            n = os.readv(self._fd, [view[got:]])
+            if n == 0:
+                raise EOFError(f"pipe closed at {got} of {total} bytes of an image")
+            got += n
+        view.release()
+        return rows_of(pixels, meta["rank"], meta["dim1"], meta["dim2"])
 
     def _copy_failure(self, method: str | None) -> AlpacaDeviceIPCError:
         assert self._failure is not None
@@ -423,14 +478,18 @@ class FrontChannel:
 
     def _dispatch(self, msg: Any) -> None:
         kind = msg[0]
-        if kind == REPLY:
-            _, rid, ok, blob = msg
+        if kind == REPLY or kind == IMAGE:
+            rid = msg[1]
             with self._pending_lock:
                 waiter = self._pending.pop(rid, None)
             if waiter is None:
                 self.late_replies += 1
                 log.debug("[%s] dropped a late reply to request %s (its caller gave up)", self._device_name, rid)
                 return
+            if kind == IMAGE:  # already rebuilt from its raw pixels
+                waiter.set(True, msg[2])
+                return
+            _, rid, ok, blob = msg
             try:
                 value = pickle.loads(blob)
             except Exception as exc:
@@ -472,6 +531,9 @@ class BackChannel:
             self.conn.send_bytes(frame)
 
     def reply(self, rid: int, ok: bool, value: Any) -> None:
+        if ok and isinstance(value, RawImage):
+            self._send_image(rid, value)
+            return
         header = _REPLY_HEADER.pack(b"R", rid, ok)
         try:
             frame = _frame(header, value)
@@ -481,6 +543,19 @@ class BackChannel:
                 "remote_message": f"the result ({type(value).__name__}) cannot be pickled: {exc}",
             })
         self._send(frame)
+
+    def _send_image(self, rid: int, image: RawImage) -> None:
+        """Header frame, then the pixel bytes written as they are (no pickling, no copy)."""
+        view = memoryview(image.pixels).cast("B")
+        meta = {"typecode": image.pixels.typecode, "rank": image.rank, "dim1": image.dim1, "dim2": image.dim2,
+                "dim3": image.dim3, "nbytes": view.nbytes}
+        frame = _IMAGE_HEADER.pack(b"I", rid) + pickle.dumps(meta, _PROTOCOL)
+        fd = self.conn.fileno()
+        with self.lock:
+            self.conn.send_bytes(frame)
+            sent = 0
+            while sent < view.nbytes:
+                sent += os.write(fd, view[sent:])
 
     def push(self, what: str, value: Any) -> None:
         self._send(_frame(_PUSH_TAG, (what, value)))

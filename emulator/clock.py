@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 
 class SimClock:
@@ -21,11 +23,32 @@ class SimClock:
         self.time_scale = float(time_scale)
         self._mono0 = time.monotonic()
         self._utc0 = start_utc or datetime.now(timezone.utc)
-        self._lock = threading.Lock()
+        self._frozen = threading.local()
 
     def now(self) -> float:
-        """Simulated seconds since the clock started."""
+        """Simulated seconds since the clock started (the frozen instant inside :meth:`instant`)."""
+        frozen = getattr(self._frozen, "t", None)
+        if frozen is not None:
+            return frozen
         return (time.monotonic() - self._mono0) * self.time_scale
+
+    @contextmanager
+    def instant(self) -> Iterator[float]:
+        """Within this block, in this thread, time stands still.
+
+        A snapshot of many properties (DeviceState) must describe one instant: read one by one
+        at time scale 100, RightAscension and SiderealTime would disagree by the time between the
+        two reads. Never wrap anything that waits for time to pass.
+        """
+        outer = getattr(self._frozen, "t", None)
+        if outer is not None:
+            yield outer
+            return
+        self._frozen.t = t = self.now()
+        try:
+            yield t
+        finally:
+            self._frozen.t = None
 
     def utcnow(self) -> datetime:
         """Simulated UTC date and time (timezone-aware)."""

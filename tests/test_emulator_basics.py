@@ -6,6 +6,7 @@ import socket
 
 import pytest
 import requests
+from support import wait_for
 from alpaca.safetymonitor import SafetyMonitor
 
 from emulator import Emulator
@@ -122,3 +123,39 @@ def test_forked_child_does_not_keep_the_emulator_sockets():
     child.join(10)
     reader.close()
     assert held == [], f"the forked child kept emulator sockets: {held}"
+
+
+def test_clock_instant_freezes_time_for_one_snapshot():
+    """Inside instant() time stands still in that thread only; outside it runs on."""
+    import threading
+    import time
+
+    from emulator.clock import SimClock
+
+    clock = SimClock(time_scale=1000)
+    with clock.instant() as t:
+        time.sleep(0.01)
+        assert clock.now() == t
+        with clock.instant() as inner:  # nested: the same instant
+            assert inner == t
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(clock.now()))
+        other.start()
+        other.join()
+        assert seen[0] > t  # another thread's time is not frozen
+    assert clock.now() > t + 5  # 10 ms at scale 1000 = 10 s
+
+
+def test_devicestate_is_one_instant():
+    """At the zenith RA equals sidereal time; within one DeviceState they agree exactly, however
+    long the model takes between reading the two (time scale 1000: 1 us apart would show)."""
+    from alpaca.telescope import Telescope
+
+    with Emulator({"devices": [{"type": "telescope", "connected": True}]}, time_scale=1000) as emu:
+        t = Telescope(emu.address, 0)
+        t.SlewToAltAzAsync(0.0, 90.0)
+        wait_for(lambda: not t.Slewing, what="zenith slew end", timeout=20)
+        for _ in range(20):
+            state = {d["Name"]: d["Value"] for d in t.DeviceState}
+            apart = abs(state["RightAscension"] - state["SiderealTime"]) % 24.0
+            assert min(apart, 24.0 - apart) < 1e-9, state

@@ -230,9 +230,10 @@ class Device:
 
     @get("devicestate")
     def devicestate(self) -> list[dict[str, Any]]:
-        return [{"Name": k, "Value": v} for k, v in self.operational_state().items()] + [
-            {"Name": "TimeStamp", "Value": self.clock.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")}
-        ]
+        with self.clock.instant():  # every value, and the TimeStamp, of one instant
+            return [{"Name": k, "Value": v} for k, v in self.operational_state().items()] + [
+                {"Name": "TimeStamp", "Value": self.clock.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")}
+            ]
 
     # -- state, for DeviceState and the control API -----------------------------------------------
 
@@ -251,10 +252,11 @@ class Device:
 
     def get_state(self) -> dict[str, Any]:
         """Everything the control API shows: Connected, DeviceState values, settable extras."""
-        state: dict[str, Any] = {"Connected": self.connected}
-        state.update(self.operational_state())
-        state.update(self.extra_state())
-        return state
+        with self.clock.instant():
+            state: dict[str, Any] = {"Connected": self.connected}
+            state.update(self.operational_state())
+            state.update(self.extra_state())
+            return state
 
     def extra_state(self) -> dict[str, Any]:
         """Settable simulation-only state (e.g. a jammed shutter); subclasses extend."""

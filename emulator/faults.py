@@ -453,15 +453,34 @@ class FaultSet:
 
     ``clock`` is anything with ``now()`` in simulated seconds. With no rules, :meth:`evaluate`
     returns None before taking any lock, so an idle fault set costs one attribute read.
+
+    Why a candidate cache. Whether a rule *matches* a request depends only on its
+    :class:`RequestInfo` (for HTTP, derived from the verb and path alone), never on counters; only
+    :meth:`FaultRule.decide` has state. So the rules that match a ``(verb, path)`` (or a given
+    RequestInfo) are computed once, in creation order, and kept in a dict until the rule list
+    changes: a request that no rule can match costs one dict lookup however many rules are
+    loaded, and the documented composition order (creation order) is untouched. Every
+    add/remove installs a new, empty cache with the new list (copy on write, so
+    :meth:`evaluate` reads both without the lock); the cache is emptied when it holds
+    ``_CACHE_MAX`` keys, so a client walking odd paths cannot grow it without bound.
     """
+
+    _CACHE_MAX = 4096
 
     def __init__(self, clock: Any, seed: int = 0) -> None:
         self.clock = clock
         self.seed = seed
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        # (verb, path) or a RequestInfo -> the rules that match it, in creation order; replaced with _rules.
+        self._candidates: dict[Any, tuple[FaultRule, ...]] = {}
         self._ids = itertools.count(1)
         self._listeners: list[Callable[[], None]] = []
+
+    def _set_rules(self, rules: list[FaultRule]) -> None:
+        """Install a new rule list and an empty candidate cache for it (caller holds the lock)."""
+        self._candidates = {}
+        self._rules = rules
 
     def add(
         self,
@@ -489,7 +508,7 @@ class FaultSet:
         spec = parse_rule(rule)
         with self._lock:
             live = FaultRule(f"r{next(self._ids)}", spec, self.clock.now(), self.seed, self)
-            self._rules = self._rules + [live]  # copy on write: evaluate() reads without the lock
+            self._set_rules(self._rules + [live])  # copy on write: evaluate() reads without the lock
         log.info("fault rule %s added: %s", live.id, spec.model_dump(exclude_none=True))
         return live
 
@@ -498,11 +517,11 @@ class FaultSet:
             kept = [r for r in self._rules if r.id != rule_id]
             if len(kept) == len(self._rules) and not missing_ok:
                 raise KeyError(f"no fault rule with id {rule_id!r}")
-            self._rules = kept
+            self._set_rules(kept)
 
     def clear(self) -> None:
         with self._lock:
-            self._rules = []
+            self._set_rules([])
 
     def list(self) -> list[FaultRule]:
         return list(self._rules)
@@ -519,16 +538,49 @@ class FaultSet:
     def __iter__(self):
         return iter(list(self._rules))
 
+    def _candidates_for(self, key: Any, info: RequestInfo | None, verb: str = "", path: str = "") -> tuple[FaultRule, ...]:
+        """The rules that match ``info`` (classified from verb and path when None), in creation
+        order; computed once per key and rule list."""
+        cache = self._candidates
+        found = cache.get(key)
+        if found is None:
+            rules = self._rules
+            if info is None:
+                info = request_info(verb, path)
+            found = tuple(r for r in rules if r.matches(info))
+            if len(cache) >= self._CACHE_MAX:
+                cache.clear()
+            if cache is self._candidates and rules is self._rules:  # not replaced meanwhile
+                cache[key] = found
+        return found
+
     def evaluate(self, info: RequestInfo) -> Plan | None:
         """Decide what happens to one request; None when no rule fires."""
-        rules = self._rules
+        if not self._rules:
+            return None
+        return self._evaluate(self._candidates_for(info, info))
+
+    def evaluate_request(self, verb: str, path: str) -> Plan | None:
+        """:meth:`evaluate` for an HTTP request line (``request_info(verb, path)``), which is
+        classified only when the rule list has changed since this path was last seen."""
+        if not self._rules:
+            return None
+        key = (verb, path)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates_for(key, None, verb, path)
+        if not found:
+            return None
+        return self._evaluate(found)
+
+    def _evaluate(self, rules: tuple[FaultRule, ...]) -> Plan | None:
         if not rules:
             return None
         plan: Plan | None = None
         with self._lock:
             now = self.clock.now()
             for rule in rules:
-                if not rule.matches(info) or not rule.decide(now):
+                if not rule.decide(now):
                     continue
                 if plan is None:
                     plan = Plan()

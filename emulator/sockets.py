@@ -114,17 +114,31 @@ class Scheduler:
 
 
 class _Ctx:
-    """Per-request state, kept on the waitress request object between the two service passes."""
+    """Per-request state, kept on the waitress request object between the two service passes.
 
-    __slots__ = ("info", "plan", "entry", "pairs", "t0", "done")
+    ``raw`` is the query string (GET) or form body (PUT) as received; ``info`` and ``pairs``
+    are derived from the request line and ``raw`` only when an action needs them."""
 
-    def __init__(self, info: RequestInfo, plan: Plan | None, entry: TrafficEntry, pairs: list, t0: float) -> None:
-        self.info = info
+    __slots__ = ("plan", "entry", "raw", "t0", "done")
+
+    def __init__(self, plan: Plan | None, entry: TrafficEntry, raw: str | bytes, t0: float) -> None:
         self.plan = plan
         self.entry = entry
-        self.pairs = pairs
+        self.raw = raw
         self.t0 = t0
         self.done = False
+
+    @property
+    def info(self) -> RequestInfo:
+        return request_info(self.entry.verb, self.entry.path)
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        raw = self.raw
+        try:
+            return parse_qsl(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw, keep_blank_values=True)
+        except ValueError:
+            return []
 
 
 class FaultLayer:
@@ -163,38 +177,25 @@ class FaultLayer:
     # -- requests ---------------------------------------------------------------------------------
 
     def begin(self, channel: HTTPChannel, request: Any) -> _Ctx | None:
-        """Classify, log and decide one HTTP request; None for the control API (never faulted)."""
+        """Log and decide one HTTP request; None for the control API (never faulted).
+
+        Runs for every request, so it only gathers what is at hand: the path is classified and
+        the parameters parsed when the log is read or a firing rule needs them, not here."""
         path = request.path or ""
         if path.startswith(CONTROL_PREFIX):
             return None
         verb = request.command.upper()
-        info = request_info(verb, path)
         raw: str | bytes = request.query or ""
         if verb == "PUT" and request.body_rcv is not None:
             stream = request.get_body_stream()
             pos = stream.tell()
             raw = stream.read()
             stream.seek(pos)
-        try:
-            pairs = parse_qsl(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw, keep_blank_values=True)
-        except ValueError:
-            pairs = []
-        addr = channel.addr
-        entry = TrafficEntry(
-            time.time(),
-            self.clock.now(),
-            f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr),
-            verb,
-            path,
-            info.device_type,
-            info.device_number,
-            info.member,
-            dict(pairs),
-        )
-        plan = self.faults.evaluate(info)
+        entry = TrafficEntry(time.time(), self.clock.now(), channel.addr, verb, path, params=raw)
+        plan = self.faults.evaluate_request(verb, path)
         if plan is not None:
             entry.rules = plan.fired
-        return _Ctx(info, plan, entry, pairs, time.monotonic())
+        return _Ctx(plan, entry, raw, time.monotonic())
 
     def finish(self, ctx: _Ctx) -> None:
         """Log the request, once: called as its answer starts out, or before its connection closes,
@@ -210,13 +211,12 @@ class FaultLayer:
 
     def record_bad_http(self, channel: HTTPChannel, request: Any) -> None:
         """A request waitress itself rejected (malformed HTTP): logged with its status."""
-        addr = channel.addr
         code = getattr(request.error, "code", None)
         self.traffic.record(
             TrafficEntry(
                 time.time(),
                 self.clock.now(),
-                f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr),
+                channel.addr,
                 (request.command or "").upper(),
                 request.path or "",
                 None,

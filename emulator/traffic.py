@@ -11,33 +11,202 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 DEFAULT_MAXLEN = 10000
 
+#: Marks a field not derived yet (None is a real value for most of them).
+_LAZY: Any = type("_Lazy", (), {"__repr__": lambda self: "<lazy>", "__slots__": ()})()
 
-@dataclass
+
 class TrafficEntry:
-    """One request. ``status`` is None when no HTTP answer was sent (see ``outcome``)."""
+    """One request. ``status`` is None when no HTTP answer was sent (see ``outcome``).
 
-    time: float  # wall-clock epoch seconds when the server started handling it
-    sim_time: float  # the emulator's simulated seconds at that moment
-    client: str  # "host:port" of the client
-    verb: str
-    path: str
-    device_type: str | None
-    device_number: int | None
-    member: str | None
-    params: dict[str, str] = field(default_factory=dict)
-    status: int | None = None
-    error_number: int | None = None
-    rules: list[str] = field(default_factory=list)  # names (or ids) of the rules that fired
-    duration_s: float = 0.0
-    outcome: str = "answered"  # answered | dropped | reset | hung | refused | down | truncated | silent
+    Fields: ``time`` (wall-clock epoch seconds when the server started handling it),
+    ``sim_time`` (the emulator's simulated seconds then), ``client`` ("host:port"), ``verb``,
+    ``path``, ``device_type``, ``device_number``, ``member``, ``params`` (dict), ``status``,
+    ``error_number``, ``rules`` (names, or ids, of the rules that fired), ``duration_s`` and
+    ``outcome`` (answered | unanswered | dropped | reset | hung | refused | down | truncated |
+    closed | garbage | silent).
+
+    Why lazy. The server logs every request, so recording must cost next to nothing: it keeps
+    what it has at hand (the peer address, the raw query string or form body) and the fields
+    derived from them (``client``, ``device_type``/``device_number``/``member`` from the path,
+    ``params``) are worked out on first read, once, and then kept. Reading an entry gives the
+    same values an eager log would have stored. Passing a field explicitly stores it as is.
+    """
+
+    __slots__ = (
+        "time",
+        "sim_time",
+        "_client",
+        "verb",
+        "path",
+        "_device_type",
+        "_device_number",
+        "_member",
+        "_params",
+        "status",
+        "error_number",
+        "_rules",
+        "duration_s",
+        "outcome",
+    )
+    FIELDS = (
+        "time",
+        "sim_time",
+        "client",
+        "verb",
+        "path",
+        "device_type",
+        "device_number",
+        "member",
+        "params",
+        "status",
+        "error_number",
+        "rules",
+        "duration_s",
+        "outcome",
+    )
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value (as the dataclass was)
+
+    def __init__(
+        self,
+        time: float,
+        sim_time: float,
+        client: str | tuple,
+        verb: str,
+        path: str,
+        device_type: str | None = _LAZY,
+        device_number: int | None = _LAZY,
+        member: str | None = _LAZY,
+        params: dict[str, str] | str | bytes | None = None,
+        status: int | None = None,
+        error_number: int | None = None,
+        rules: list[str] | None = None,
+        duration_s: float = 0.0,
+        outcome: str = "answered",
+    ) -> None:
+        """``client`` may be the peer address tuple; ``params`` the raw query string or form
+        body (parsed on first read); the three device fields, left out, come from ``path``."""
+        self.time = time
+        self.sim_time = sim_time
+        self._client = client
+        self.verb = verb
+        self.path = path
+        self._device_type = device_type
+        self._device_number = device_number
+        self._member = member
+        self._params = params
+        self.status = status
+        self.error_number = error_number
+        self._rules = rules
+        self.duration_s = duration_s
+        self.outcome = outcome
+
+    # -- derived on first read -----------------------------------------------------------------
+
+    @property
+    def client(self) -> str:
+        c = self._client
+        if not isinstance(c, str):
+            c = self._client = f"{c[0]}:{c[1]}" if isinstance(c, tuple) else str(c)
+        return c
+
+    @client.setter
+    def client(self, value: str) -> None:
+        self._client = value
+
+    def _classify(self) -> None:
+        from emulator.faults import request_info  # not at import time: faults imports pydantic models
+
+        info = request_info(self.verb, self.path)
+        if self._device_type is _LAZY:
+            self._device_type = info.device_type
+        if self._device_number is _LAZY:
+            self._device_number = info.device_number
+        if self._member is _LAZY:
+            self._member = info.member
+
+    @property
+    def device_type(self) -> str | None:
+        if self._device_type is _LAZY:
+            self._classify()
+        return self._device_type
+
+    @device_type.setter
+    def device_type(self, value: str | None) -> None:
+        self._device_type = value
+
+    @property
+    def device_number(self) -> int | None:
+        if self._device_number is _LAZY:
+            self._classify()
+        return self._device_number
+
+    @device_number.setter
+    def device_number(self, value: int | None) -> None:
+        self._device_number = value
+
+    @property
+    def member(self) -> str | None:
+        if self._member is _LAZY:
+            self._classify()
+        return self._member
+
+    @member.setter
+    def member(self, value: str | None) -> None:
+        self._member = value
+
+    @property
+    def params(self) -> dict[str, str]:
+        p = self._params
+        if not isinstance(p, dict):
+            p = self._params = parse_params(p)
+        return p
+
+    @params.setter
+    def params(self, value: dict[str, str]) -> None:
+        self._params = value
+
+    @property
+    def rules(self) -> list[str]:
+        r = self._rules
+        if r is None:
+            r = self._rules = []
+        return r
+
+    @rules.setter
+    def rules(self, value: list[str]) -> None:
+        self._rules = value
+
+    # -- the dataclass-like rest ----------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = {name: getattr(self, name) for name in self.FIELDS}
+        d["params"] = dict(d["params"])
+        d["rules"] = list(d["rules"])
+        return d
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.FIELDS)
+
+    def __repr__(self) -> str:
+        return "TrafficEntry(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS) + ")"
+
+
+def parse_params(raw: str | bytes | None) -> dict[str, str]:
+    """A query string or form body as the log shows it: blank values kept, the last of a
+    repeated key wins, undecodable bytes replaced, unparseable input as no parameters."""
+    if not raw:
+        return {}
+    try:
+        return dict(parse_qsl(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw, keep_blank_values=True))
+    except ValueError:
+        return {}
 
 
 class TrafficLog:

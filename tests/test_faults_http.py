@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from alpaca.exceptions import AlpacaRequestException, NotConnectedException
 from alpaca.safetymonitor import SafetyMonitor
 
 from emulator import Emulator
+from emulator.faults import request_info
 
 ISSAFE = "/api/v1/safetymonitor/0/issafe"
 
@@ -46,6 +50,37 @@ def test_latency_jitter_is_seeded_and_bounded(emu):
     with emu.faults.add(action={"kind": "latency", "ms": 50, "jitter_ms": 100}, match={"member": "issafe"}):
         times = [_timed_get(emu.url + ISSAFE) for _ in range(3)]
     assert all(0.05 <= t for t in times)
+    # The delays themselves, as the rules decide them (no wall-clock measurement involved).
+    first = _jitter_delays(emu, seed=3)
+    assert all(0.05 <= d <= 0.15 for d in first), first
+    assert max(first) - min(first) > 0.03  # it does jitter
+    assert _jitter_delays(emu, seed=3) == first  # same seed, same delays
+    assert _jitter_delays(emu, seed=4) != first
+    child = subprocess.run(  # and in another process, whatever its hash seed
+        [sys.executable, "-c", _JITTER_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        env={**os.environ, "PYTHONHASHSEED": "4321"},
+    )
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == first
+
+
+def _jitter_delays(emu: Emulator, seed: int, n: int = 20) -> list[float]:
+    with emu.faults.add(action={"kind": "latency", "ms": 50, "jitter_ms": 100}, trigger={"seed": seed}):
+        info = request_info("GET", ISSAFE)
+        return [emu.faults.evaluate(info).latency_s for _ in range(n)]
+
+
+_JITTER_CHILD = f"""
+import json
+from emulator import Emulator
+from emulator.faults import request_info
+emu = Emulator({{"devices": [{{"type": "safetymonitor"}}]}})  # not started: its rules decide all the same
+with emu.faults.add(action={{"kind": "latency", "ms": 50, "jitter_ms": 100}}, trigger={{"seed": 3}}):
+    print(json.dumps([emu.faults.evaluate(request_info("GET", "{ISSAFE}")).latency_s for _ in range(20)]))
+"""
 
 
 def test_http_status_503(emu):

@@ -14,7 +14,8 @@ from alpaca.exceptions import NotConnectedException
 from alpaca.safetymonitor import SafetyMonitor
 
 from emulator import Emulator
-from emulator.faults import FaultRuleError
+from emulator.faults import FaultRuleError, request_info
+from support import wait_for
 
 CONFIG = {"devices": [{"type": "safetymonitor", "connected": True}, {"type": "focuser"}]}
 ERR = {"kind": "ascom_error", "number": 0x407}
@@ -128,7 +129,10 @@ def test_probability_default_seed_is_the_emulator_seed():
         with Emulator(CONFIG, seed=99) as emu:
             emu.faults.add(match={"member": "issafe"}, action=ERR, trigger={"probability": 0.5})
             seqs.append(_fired_sequence(emu, 20))
+            assert emu.faults.list()[0].seed == 99
     assert seqs[0] == seqs[1]
+    rng = random.Random(99)  # the emulator's seed itself, not merely some fixed default
+    assert seqs[0] == [rng.random() < 0.5 for _ in range(20)]
 
 
 _CHILD = """
@@ -187,6 +191,29 @@ def test_window_on_the_simulation_clock():
         assert any(f for _, f in seen), "never fired inside its window"
         assert all(not f for age, f in seen if age < 49 or age > 151)
         assert not fires()
+
+
+def test_probability_draws_once_per_candidate(emu):
+    """after/every choose the candidates; only a candidate draws from the seeded sequence, so
+    adding `every` does not shift which draws decide."""
+    emu.faults.add(match={"member": "issafe"}, action=ERR, trigger={"after": 1, "every": 2, "probability": 0.5, "seed": 5})
+    rng = random.Random(5)
+    expected = [n > 1 and (n - 1) % 2 == 0 and rng.random() < 0.5 for n in range(1, 25)]
+    assert _fired_sequence(emu, 24) == expected
+    assert sum(expected) >= 2
+
+
+def test_window_counts_from_the_rules_creation():
+    """The window starts when the rule is added, not when the emulator started. Decided right
+    after the add, in this thread: 0.5 wall s of margin either way at this time scale."""
+    with Emulator(CONFIG, time_scale=10000) as emu:
+        wait_for(lambda: emu.clock.now() > 12000, what="the clock to pass 12000 simulated s", timeout=10)
+        info = request_info("GET", "/api/v1/safetymonitor/0/issafe")
+        later = emu.faults.add(match={"member": "issafe"}, action=ERR, trigger={"start_s": 5000})
+        now = emu.faults.add(match={"member": "issafe"}, action=ERR, trigger={"duration_s": 5000})
+        plan = emu.faults.evaluate(info)
+        assert plan is not None and plan.fired == [now.id]
+        assert later.matched == 0 and now.fired == 1
 
 
 # -- composition ------------------------------------------------------------------------------------

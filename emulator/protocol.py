@@ -28,6 +28,10 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadRequest(f"request body is not valid UTF-8 form data: {exc}") from None
+    if "%" not in raw and "+" not in raw:
+        # Nothing to unquote (what clients send for plain numbers and names): the same pairs
+        # parse_qsl would give, without its per-field unquoting, on every request.
+        return [(k, v) for k, _, v in (field.partition("=") for field in raw.split("&") if field)]
     try:
         return parse_qsl(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -69,7 +73,12 @@ class Params:
 
 
 def parse_uint32(raw: str | None) -> int:
-    if raw is None or not _INT.match(raw.strip()):
+    if raw is None:
+        return 0
+    if raw.isdigit() and raw.isascii():  # the usual case, without the regex
+        value = int(raw)
+        return value if value <= UINT32_MAX else 0
+    if not _INT.match(raw.strip()):
         return 0
     value = int(raw)
     return value if 0 <= value <= UINT32_MAX else 0

@@ -1,21 +1,28 @@
-"""The fault layer's cheap paths behave exactly like the plain ones they replace.
+"""The server's cheap paths behave exactly like the plain ones they replace.
 
 Rules are looked up through a per-(verb, path) candidate cache, and traffic entries derive their
 fields on first read; these tests pin that a cached path still sees rules added or removed later,
-in creation order, and that a lazily derived entry reads the same as an eagerly filled one.
+in creation order, that a lazily derived entry reads the same as an eagerly filled one, and that
+the app's parameter fast paths agree with the general parsers.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
 from alpaca.exceptions import NotConnectedException
 from alpaca.safetymonitor import SafetyMonitor
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator import Emulator
+from emulator.errors import BadRequest
 from emulator.faults import FaultSet, RequestInfo, request_info
+from emulator.protocol import parse_form, parse_uint32
 from emulator.traffic import TrafficEntry
 
 CONFIG = {"devices": [{"type": "safetymonitor"}, {"type": "focuser"}]}
@@ -103,3 +110,28 @@ def test_lazy_fields_can_be_overwritten():
     e.rules.append("x")
     assert (e.client, e.device_type, e.device_number, e.member, e.params, e.rules) == (
         "10.0.0.1:5", "camera", 1, "other", {"Gain": "3"}, ["x"])
+
+
+# -- the app's parameter fast paths ---------------------------------------------------------------
+
+_FORM_TEXT = st.text(alphabet="ab=&%+20é;\x00 ", max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FORM_TEXT)
+def test_parse_form_gives_what_parse_qsl_gives(raw):
+    try:
+        expected = parse_qsl(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        with pytest.raises(BadRequest):
+            parse_form(raw)
+        return
+    assert parse_form(raw) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0129+- \t\u0663\u00b2x", max_size=12) | st.integers(-10, 2**33).map(str))
+def test_parse_uint32_fast_path_agrees_with_the_rule(raw):
+    text = raw.strip()
+    valid = re.fullmatch(r"[+-]?\d+", text) is not None and 0 <= int(raw) <= 4294967295
+    assert parse_uint32(raw) == (int(raw) if valid else 0)

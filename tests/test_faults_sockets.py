@@ -89,6 +89,33 @@ def test_six_hung_camera_calls_do_not_slow_the_telescope(emu):
     assert len(errors) == 6 and all(isinstance(e, requests.exceptions.ReadTimeout) for e in errors)
 
 
+def test_six_delayed_camera_calls_do_not_slow_the_telescope():
+    """Latency, like hang, must hold no worker: with 4 worker threads, 6 delayed camera calls
+    would starve the telescope if a delay slept in a worker."""
+    errors: list[BaseException] = []
+    with Emulator(CONFIG, threads=4) as emu:
+        rule = emu.faults.add(match={"device_type": "camera"}, action={"kind": "latency", "ms": 30000})
+
+        def delayed_call() -> None:
+            try:
+                requests.get(emu.url + "/api/v1/camera/0/name", timeout=40)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=delayed_call) for _ in range(6)]
+        for th in threads:
+            th.start()
+        wait_for(lambda: rule.matched == 6, what="six delayed camera calls")
+        scope = Telescope(emu.address, 0)
+        for _ in range(5):
+            assert scope.Name  # alpyca's 5 s timeout: far below the camera's 30 s delay
+        assert all(th.is_alive() for th in threads)  # every camera call still waits
+    for th in threads:  # stopping the emulator closed them unanswered
+        th.join(10)
+    assert not any(th.is_alive() for th in threads)
+    assert len(errors) == 6 and all(isinstance(e, requests.exceptions.ConnectionError) for e in errors)
+
+
 @pytest.mark.parametrize("kind", ["drop", "reset"])
 def test_phase_response_device_acts_client_gets_nothing(emu, kind):
     emu.faults.add(match={"member": "connected", "verb": "PUT"}, action={"kind": kind, "phase": "response"})

@@ -39,6 +39,7 @@ import math
 import os
 import pickle
 import select
+import socket
 import struct
 import threading
 import time
@@ -57,6 +58,9 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _REPLY_HEADER = struct.Struct("!cQ?")  # b"R", request id, ok
 _PUSH_TAG = b"P"
 _IMAGE_HEADER = struct.Struct("!cQ")  # b"I", request id; then pickled metadata; then the raw pixels
+#: Requests up to this size fit in the socket whenever it polls writable, so one blocking send
+#: cannot outlast the deadline; bigger ones are written without blocking (FrontChannel._send_big).
+_ATOMIC_SEND = 16 * 1024
 _RAW_STALL_S = 30.0  # the most a raw image body may pause before the channel counts as broken
 
 
@@ -194,6 +198,8 @@ class FrontChannel:
         self._pending_lock = threading.Lock()
         self._failure: AlpacaDeviceIPCError | None = None
         self._ended = False
+        #: the unsent rest of a request cut off by its deadline; finished before anything else is sent
+        self._tail: list[memoryview] | None = None
         self.stopping = False
         self.late_replies = 0
         #: calls between registering and returning; the reader thread stands aside while > 0
@@ -398,6 +404,9 @@ class FrontChannel:
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise timed_out()
         try:
+            if self._tail is not None or len(data) > _ATOMIC_SEND:
+                self._send_big(data, deadline, method, timed_out)
+                return
             # A stopped (SIGSTOP) child stops reading: never block on a full pipe past the deadline.
             # The common case (room in the pipe) costs one poll(0).
             try:
@@ -426,6 +435,58 @@ class FrontChannel:
                 ) from exc
         finally:
             self._send_lock.release()
+
+    def _send_big(self, data: bytes, deadline: float, method: str | None, timed_out: Callable[[], Exception]) -> None:
+        """Send one request in multiprocessing's framing without ever blocking past ``deadline``.
+
+        A blocking send of a request bigger than the socket's free space would wait for a stopped
+        child for ever. A frame cut off by the deadline keeps the stream whole: its rest is sent
+        before anything else, and the device process then skips it (its deadline has passed).
+        """
+        n = len(data)
+        header = struct.pack("!i", n) if n <= 0x7FFFFFFF else struct.pack("!iQ", -1, n)
+        try:
+            sock = socket.socket(fileno=os.dup(self._fd))  # a dup: MSG_DONTWAIT without touching the fd's mode
+        except (OSError, ValueError) as exc:
+            raise AlpacaDeviceIPCError(
+                f"[{self._device_name}] pipe to the device process is closed", reason="closed",
+                device_name=self._device_name, method=method,
+            ) from exc
+        try:
+            if self._tail is not None:
+                self._tail = self._write_until(sock, self._tail, deadline) or None
+                if self._tail is not None:
+                    raise timed_out()
+            left = self._write_until(sock, [memoryview(header), memoryview(data)], deadline)
+            if left:
+                if len(left) < 2 or len(left[0]) < len(header):  # part of the frame went out
+                    self._tail = left
+                raise timed_out()
+        except OSError as exc:
+            reason = "dead" if self._exitcode() is not None else "broken"
+            raise AlpacaDeviceIPCError(
+                f"[{self._device_name}] pipe to the device process failed: {type(exc).__name__}: {exc}",
+                reason=reason, device_name=self._device_name, method=method,
+            ) from exc
+        finally:
+            sock.close()
+
+    def _write_until(self, sock: socket.socket, bufs: list[memoryview], deadline: float) -> list[memoryview]:
+        """Write ``bufs`` in order, waiting for room only until ``deadline``; returns what is left unsent."""
+        while bufs:
+            try:
+                sent = sock.send(bufs[0], socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+            except BlockingIOError:
+                sent = 0
+            if sent:
+                bufs[0] = bufs[0][sent:]
+                if not len(bufs[0]):
+                    bufs.pop(0)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._out_poll.poll(math.ceil(remaining * 1000)):
+                break
+        return bufs
 
     # -- the reader thread -----------------------------------------------------------------------
 

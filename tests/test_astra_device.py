@@ -15,6 +15,7 @@ from astra.alpaca_device_process import AlpacaDevice, AlpacaDeviceIPCError, Remo
 from emulator import Emulator
 from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
+    STARTED_PIDS,
     closed_port,
     no_device_process_left,
     process_gone,
@@ -176,6 +177,96 @@ def test_sigstop_honours_the_deadline_and_stop_escalates():
                 os.kill(dev.pid, signal.SIGKILL)
 
 
+def test_sigstop_deadline_holds_for_a_request_bigger_than_the_pipe():
+    """A request larger than the socket buffer must not block the caller on a stopped child."""
+    with Emulator() as emu, running_device(emu.address, "Focuser", stop_timeout=2) as (dev, col):
+        dev.get("Name")
+        os.kill(dev.pid, signal.SIGSTOP)
+        box: dict[str, object] = {}
+
+        def call() -> None:
+            t0 = time.monotonic()
+            box["error"] = _swallow(lambda: dev.call("Move", {"Position": "x" * 4_000_000}, timeout=0.5))
+            box["elapsed"] = time.monotonic() - t0
+
+        t = threading.Thread(target=call)
+        try:
+            t.start()
+            t.join(5)
+            assert not t.is_alive(), "the call blocked past its deadline while sending"
+            err = box["error"]
+            assert isinstance(err, AlpacaDeviceIPCError) and err.reason == "timeout", err
+            assert box["elapsed"] < 5.0
+        finally:
+            os.kill(dev.pid, signal.SIGCONT)
+            if t.is_alive():
+                os.kill(dev.pid, signal.SIGKILL)
+                t.join(5)
+        # Resumed: the rest of the cut-off request goes first, the child skips it (deadline passed),
+        # and the channel still works.
+        assert dev.call("Name", timeout=10) == "Rehearsal Focuser 0"
+        assert wait_until(lambda: any("skipped get Move" in t for t in col.logs("warning")), 5)
+        assert emu.traffic.count(device_type="focuser", member="move") == 0
+
+
+def test_a_call_whose_caller_gave_up_never_reaches_the_device():
+    """A method queued behind a slow call and timed out meanwhile must not be run later."""
+    with Emulator() as emu, running_device(emu.address, "Focuser", workers=1) as (dev, col):
+        dev.get("Name")
+        rule = emu.faults.add({"match": {"device_type": "focuser", "member": "description"},
+                               "action": {"kind": "latency", "ms": 1500}, "trigger": {"count": 1}})
+        box: dict[str, object] = {}
+        t = threading.Thread(target=lambda: box.setdefault("r", _swallow(lambda: dev.call("Description", timeout=10))))
+        t.start()
+        try:
+            assert wait_until(lambda: rule.fired == 1, 5)  # the only call thread is busy
+            with pytest.raises(AlpacaDeviceIPCError) as info:
+                dev.call("Move", {"Position": 1234}, timeout=0.3)
+            assert info.value.reason == "timeout"
+        finally:
+            t.join(10)
+        assert isinstance(box["r"], str)
+        assert wait_until(lambda: any("skipped get Move" in t for t in col.logs("warning")), 5)
+        assert dev.get("Name") == "Rehearsal Focuser 0"
+        assert emu.traffic.count(device_type="focuser", member="move") == 0
+
+
+def test_sigkill_is_seen_when_a_sibling_fork_child_holds_the_pipe():
+    """Under fork, a device started first inherits the second one's pipe ends, so the second
+    one's death brings no EOF: the process sentinel must still fail its call within 1 s."""
+    with Emulator() as emu:
+        a = AlpacaDevice(emu.address, "SafetyMonitor", 0, "a", None, start_method="fork", call_timeout=10, http_timeout=2)
+        b = AlpacaDevice(emu.address, "Focuser", 0, "b", None, start_method="fork", call_timeout=10, http_timeout=2)
+        try:
+            a.start()
+            STARTED_PIDS.append(a.pid)
+            b.start()
+            STARTED_PIDS.append(b.pid)
+            assert b.get("Name") == "Rehearsal Focuser 0" and a.get("IsSafe") is True
+            rule = emu.faults.add({"match": {"device_type": "focuser", "member": "position"},
+                                   "action": {"kind": "latency", "ms": 20000}})
+            box: dict[str, object] = {}
+
+            def call() -> None:
+                box["error"] = _swallow(lambda: b.get("Position"))
+                box["at"] = time.monotonic()
+
+            t = threading.Thread(target=call)
+            t.start()
+            assert wait_until(lambda: rule.fired == 1, 5)
+            killed_at = time.monotonic()
+            os.kill(b.pid, signal.SIGKILL)
+            t.join(15)
+            assert not t.is_alive()
+            err = box["error"]
+            assert isinstance(err, AlpacaDeviceIPCError) and err.reason == "dead", err
+            assert box["at"] - killed_at < 1.0
+            assert a.get("IsSafe") is True  # the sibling is unaffected
+        finally:
+            b.stop(timeout=2)
+            a.stop(timeout=2)
+
+
 def test_late_reply_never_reaches_the_next_call():
     with Emulator() as emu, running_device(emu.address, "Focuser") as (dev, col):
         dev.get("Name")
@@ -240,6 +331,9 @@ def test_stop_is_clean_and_final():
 def test_sigterm_stops_the_child_cleanly_and_sigint_is_ignored():
     with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
         dev.get("IsSafe")
+        with open(f"/proc/{dev.pid}/status") as f:  # ignored, not merely slow to act on
+            ignored = int(f.read().split("SigIgn:")[1].split()[0], 16)
+        assert ignored & (1 << (signal.SIGINT - 1)), "the device process does not ignore SIGINT"
         os.kill(dev.pid, signal.SIGINT)  # Ctrl-C belongs to the caller
         time.sleep(0.2)
         assert dev.is_alive() and dev.get("IsSafe") is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -125,6 +126,19 @@ def test_polling_rides_out_a_3_s_refuse_and_resumes_by_itself():
         count = emu.traffic.count(device_type="safetymonitor", member="issafe")
         assert wait_until(lambda: emu.traffic.count(device_type="safetymonitor", member="issafe") >= count + 3, 5)
         assert wait_until(lambda: any("poll IsSafe recovered" in t for t in col.logs("info")), 5)
+
+
+def test_polling_backs_off_during_an_outage():
+    """A 3 s refuse at 20 Hz polling: the failed reads back off (about 6), they do not hammer (60)."""
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor", poll_max_backoff_s=1.0) as (dev, col):
+        dev.start_poll("IsSafe", 0.05)
+        assert wait_until(lambda: dev.poll_latest(), 5)
+        emu.faults.add({"match": {"device_type": "safetymonitor", "member": "issafe"},
+                        "action": {"kind": "refuse", "duration_s": 3}, "trigger": {"count": 1}})
+        assert wait_until(lambda: any("poll IsSafe recovered" in t for t in col.logs("info")), 15)
+        text = next(t for t in col.logs("info") if "poll IsSafe recovered" in t)
+        failed = int(re.search(r"after (\d+) failed reads", text).group(1))
+        assert 2 <= failed <= 15, f"{failed} failed reads in a 3 s outage polled at 20 Hz"
 
 
 def test_hung_image_download_times_out_instead_of_wedging_the_process():

@@ -29,6 +29,17 @@ def test_interval_holds_at_10_hz():
         assert "INSERT INTO polling" in col.payloads("query")[0]["data"]
 
 
+def test_interval_holds_when_each_read_takes_half_of_it():
+    """Fixed rate: a 50 ms read does not stretch a 100 ms interval to 150 ms."""
+    with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
+        emu.faults.add({"match": {"device_type": "safetymonitor", "member": "issafe"}, "action": {"kind": "latency", "ms": 50}})
+        dev.start_poll("IsSafe", 0.1)
+        assert wait_until(lambda: len(col.payloads("query")) >= 21, 15)
+        stamps = [p["datetime"] for p in col.payloads("query")][:21]
+        mean = (stamps[-1] - stamps[0]).total_seconds() / 20
+        assert 0.085 <= mean <= 0.125, f"mean interval {mean:.4f} s with 50 ms reads"
+
+
 def test_exactly_one_poller_per_member():
     with Emulator() as emu, running_device(emu.address, "SafetyMonitor") as (dev, col):
         dev.get("Name")

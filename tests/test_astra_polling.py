@@ -23,8 +23,11 @@ def test_interval_holds_at_10_hz():
         dev.start_poll("IsSafe", 0.1)
         assert wait_until(lambda: len(col.payloads("query")) >= 21, 10)
         stamps = [p["datetime"] for p in col.payloads("query")][:21]
-        mean = (stamps[-1] - stamps[0]).total_seconds() / 20
-        assert abs(mean - 0.1) <= 0.01, f"mean interval {mean:.4f} s"
+        # the median interval: one read delayed by a loaded machine makes one long and one short
+        # interval, which must not decide the verdict; a wrong period moves every interval
+        gaps = sorted((b - a).total_seconds() for a, b in zip(stamps, stamps[1:]))
+        median = gaps[len(gaps) // 2]
+        assert abs(median - 0.1) <= 0.01, f"median interval {median:.4f} s, intervals {gaps}"
         assert all(p["method"] == "IsSafe" and p["value"] is True and p["device_value"] == "True" for p in col.payloads("query"))
         assert "INSERT INTO polling" in col.payloads("query")[0]["data"]
 

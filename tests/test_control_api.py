@@ -52,6 +52,14 @@ def test_faults_end_to_end(emu):
     assert emu.faults.list() == []
 
 
+def test_delete_one_rule_keeps_the_others(emu):
+    base = emu.url + "/emulator/v1/faults"
+    ids = [requests.post(base, json={"name": n, "action": {"kind": "bad_json"}}, timeout=5).json()["id"] for n in "abc"]
+    assert requests.delete(f"{base}/{ids[1]}", timeout=5).json() == {"removed": ids[1]}
+    assert [x["id"] for x in requests.get(base, timeout=5).json()] == [ids[0], ids[2]]
+    assert [r.id for r in emu.faults.list()] == [ids[0], ids[2]]
+
+
 @pytest.mark.parametrize(
     "body, field",
     [
@@ -101,7 +109,8 @@ def test_traffic_get_filter_delete(emu):
     assert len(requests.get(url, timeout=5).json()) == 3
     only = requests.get(url, params={"device_type": "safetymonitor", "member": "issafe"}, timeout=5).json()
     assert len(only) == 1 and only[0]["member"] == "issafe" and only[0]["status"] == 200
-    assert len(requests.get(url, params={"limit": 2}, timeout=5).json()) == 2
+    latest = requests.get(url, params={"limit": 2}, timeout=5).json()
+    assert [(e["device_type"], e["member"]) for e in latest] == [("safetymonitor", "name"), ("camera", "name")]  # the most recent
     r = requests.get(url, params={"device_number": "zero"}, timeout=5)
     assert r.status_code == 400 and r.json()["field"] == "device_number"
     assert requests.get(url, params={"colour": "red"}, timeout=5).status_code == 400

@@ -14,6 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 
+class _Frozen(threading.local):
+    """Per-thread frozen instant; the class default makes an unfrozen read a plain attribute
+    lookup, not a swallowed AttributeError (now() runs several times per request)."""
+
+    t: float | None = None
+
+
 class SimClock:
     """Simulated time: wall time since creation, multiplied by ``time_scale``."""
 
@@ -23,11 +30,11 @@ class SimClock:
         self.time_scale = float(time_scale)
         self._mono0 = time.monotonic()
         self._utc0 = start_utc or datetime.now(timezone.utc)
-        self._frozen = threading.local()
+        self._frozen = _Frozen()
 
     def now(self) -> float:
         """Simulated seconds since the clock started (the frozen instant inside :meth:`instant`)."""
-        frozen = getattr(self._frozen, "t", None)
+        frozen = self._frozen.t
         if frozen is not None:
             return frozen
         return (time.monotonic() - self._mono0) * self.time_scale
@@ -40,7 +47,7 @@ class SimClock:
         at time scale 100, RightAscension and SiderealTime would disagree by the time between the
         two reads. Never wrap anything that waits for time to pass.
         """
-        outer = getattr(self._frozen, "t", None)
+        outer = self._frozen.t
         if outer is not None:
             yield outer
             return

@@ -28,7 +28,6 @@ import heapq
 import itertools
 import json
 import logging
-import re
 import socket
 import struct
 import threading
@@ -37,15 +36,22 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import WSGITask
 
 from emulator.faults import DISCOVERY_INFO, FaultSet, Plan, RequestInfo, request_info
-from emulator.traffic import TrafficEntry, TrafficLog
+from emulator.traffic import TrafficEntry, TrafficLog, envelope_error_number
 
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/emulator/"
+# The overridden waitress methods, called directly rather than through super() on every request.
+_wsgi_execute = WSGITask.execute
+_wsgi_write = WSGITask.write
+_wsgi_finish = WSGITask.finish
+_http_received = HTTPChannel.received
+_http_service = HTTPChannel.service
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -205,7 +211,7 @@ class FaultLayer:
         ctx.done = True
         entry = ctx.entry
         entry.duration_s = time.monotonic() - ctx.t0
-        if entry.outcome == "answered" and entry.status is None:
+        if entry.outcome == "answered" and entry._status is None:
             entry.outcome = "unanswered"
         self.traffic.record(entry)
 
@@ -319,12 +325,12 @@ class FaultTask(WSGITask):
     _sniff = False  # an unfaulted answer: take status and ErrorNumber from what is written
 
     def execute(self) -> None:
-        ctx: _Ctx | None = getattr(self.request, "fault_ctx", None)
+        ctx: _Ctx | None = self.request.fault_ctx
         action = ctx.plan.action if ctx is not None and ctx.plan is not None else None
         self._ctx = ctx
         if action is None or (action.kind in ("drop", "reset") and not self.discard):
             self._sniff = True
-            super().execute()
+            _wsgi_execute(self)
             return
         kind = action.kind
         entry = ctx.entry
@@ -354,18 +360,18 @@ class FaultTask(WSGITask):
 
     def finish(self) -> None:
         if not self.discard:
-            super().finish()
+            _wsgi_finish(self)
 
     def write(self, data: bytes) -> None:
         ctx = self._ctx
         if ctx is not None:  # the answer starts out: log the request now, before the client can see it
             self._ctx = None
             if self._sniff:
-                ctx.entry.status = _status_code(self.status)
-                if data:
-                    ctx.entry.error_number = _error_number(self.response_headers, data)
+                entry = ctx.entry
+                if not entry.answered(self.status, data):
+                    entry.error_number = _error_number(self.response_headers, data)
             self.channel.server.layer.finish(ctx)
-        super().write(data)
+        _wsgi_write(self, data)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -434,31 +440,40 @@ class FaultTask(WSGITask):
             channel._flush_exception(channel._flush_some, do_close=False)
 
 
+class FaultRequest(HTTPRequestParser):
+    """waitress's request with a ``fault_ctx`` slot that reads None until the layer sets it
+    (``getattr(request, "fault_ctx", None)`` on a missing attribute raises and swallows an
+    AttributeError: about a microsecond on every request)."""
+
+    fault_ctx: _Ctx | None = None
+
+
 class FaultChannel(HTTPChannel):
     """One connection; decides each request's fate before the app sees it."""
 
     task_class = FaultTask
+    parser_class = FaultRequest
     muted = False  # hung or being aborted: input is read and discarded
 
     def received(self, data: bytes) -> bool:
         if self.muted:
             return False
-        return super().received(data)
+        return _http_received(self, data)
 
     def service(self) -> None:
         if not self.requests:  # cancelled while a latency timer was pending
             return
         request = self.requests[0]
         layer: FaultLayer = self.server.layer
-        ctx: _Ctx | None = getattr(request, "fault_ctx", None)
+        ctx: _Ctx | None = request.fault_ctx
         if ctx is None:
             if request.error:
-                super().service()
+                _http_service(self)
                 layer.record_bad_http(self, request)
                 return
             ctx = layer.begin(self, request)
             if ctx is None:
-                super().service()
+                _http_service(self)
                 return
             request.fault_ctx = ctx
             if ctx.plan is not None and ctx.plan.latency_s > 0:
@@ -492,7 +507,7 @@ class FaultChannel(HTTPChannel):
                 self._take_off(request)
                 layer.outage(kind, action.duration_s, then=lambda: self._close_now(False))
             else:
-                super().service()
+                _http_service(self)
         finally:
             layer.finish(ctx)
 
@@ -502,7 +517,7 @@ class FaultChannel(HTTPChannel):
         if self.connected:
             self.server.add_task(self)
             return
-        ctx = getattr(self.requests[0], "fault_ctx", None)  # closed meanwhile (e.g. by a "down")
+        ctx = self.requests[0].fault_ctx  # closed meanwhile (e.g. by a "down")
         if ctx is not None:
             ctx.entry.outcome = "closed"
             self.server.layer.finish(ctx)
@@ -541,9 +556,6 @@ class FaultServer(TcpWSGIServer):
 
 # -- response helpers ------------------------------------------------------------------------------
 
-_ERRNUM = re.compile(rb'"ErrorNumber"\s*:\s*(-?\d+)')
-
-
 def _status_code(status: str) -> int | None:
     try:
         return int(status[:3])
@@ -567,10 +579,7 @@ def _error_number(headers: list[tuple[str, str]], body: bytes) -> int | None:
     if not body:
         return None
     if body[:1] == b"{":
-        # The envelope ends with ErrorNumber/ErrorMessage, so look from the end (ImageArray is big).
-        at = body.rfind(b'"ErrorNumber"')
-        m = _ERRNUM.match(body, at) if at >= 0 else None
-        return int(m.group(1)) if m else None
+        return envelope_error_number(body)
     if len(body) >= 8 and "imagebytes" in _content_type(headers):
         return struct.unpack_from("<i", body, 4)[0]
     return None

@@ -9,12 +9,16 @@ rehearsal cannot eat the memory.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
 DEFAULT_MAXLEN = 10000
+#: Answers up to this size are kept on the entry and their ErrorNumber read on demand.
+_KEEP_BODY = 2048
+_ERRNUM = re.compile(rb'"ErrorNumber"\s*:\s*(-?\d+)')
 
 #: Marks a field not derived yet (None is a real value for most of them).
 _LAZY: Any = type("_Lazy", (), {"__repr__": lambda self: "<lazy>", "__slots__": ()})()
@@ -47,8 +51,9 @@ class TrafficEntry:
         "_device_number",
         "_member",
         "_params",
-        "status",
-        "error_number",
+        "_status",
+        "_error_number",
+        "_body",
         "_rules",
         "duration_s",
         "outcome",
@@ -99,8 +104,9 @@ class TrafficEntry:
         self._device_number = device_number
         self._member = member
         self._params = params
-        self.status = status
-        self.error_number = error_number
+        self._status = status
+        self._error_number = error_number
+        self._body: bytes | None = None
         self._rules = rules
         self.duration_s = duration_s
         self.outcome = outcome
@@ -171,6 +177,45 @@ class TrafficEntry:
         self._params = value
 
     @property
+    def status(self) -> int | None:
+        s = self._status
+        if s.__class__ is str:
+            try:
+                s = int(s[:3])
+            except ValueError:
+                s = None
+            self._status = s
+        return s
+
+    @status.setter
+    def status(self, value: int | None) -> None:
+        self._status = value
+
+    @property
+    def error_number(self) -> int | None:
+        n = self._error_number
+        if n is _LAZY:
+            n = self._error_number = envelope_error_number(self._body)
+            self._body = None
+        return n
+
+    @error_number.setter
+    def error_number(self, value: int | None) -> None:
+        self._error_number = value
+        self._body = None
+
+    def answered(self, status_line: str, body: bytes) -> bool:
+        """Note the answer from its status line and (first) body chunk, to be parsed on first
+        read; False when the body is not a small JSON envelope and the caller must work out
+        ``error_number`` itself (ImageBytes, plain text)."""
+        self._status = status_line
+        if body[:1] == b"{" and len(body) <= _KEEP_BODY:
+            self._error_number = _LAZY
+            self._body = body
+            return True
+        return not body
+
+    @property
     def rules(self) -> list[str]:
         r = self._rules
         if r is None:
@@ -196,6 +241,16 @@ class TrafficEntry:
 
     def __repr__(self) -> str:
         return "TrafficEntry(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.FIELDS) + ")"
+
+
+def envelope_error_number(body: bytes | None) -> int | None:
+    """ErrorNumber of a JSON envelope, without a full parse; None when there is none."""
+    if not body or body[:1] != b"{":
+        return None
+    # The envelope ends with ErrorNumber/ErrorMessage, so look from the end (ImageArray is big).
+    at = body.rfind(b'"ErrorNumber"')
+    m = _ERRNUM.match(body, at) if at >= 0 else None
+    return int(m.group(1)) if m else None
 
 
 def parse_params(raw: str | bytes | None) -> dict[str, str]:

@@ -135,3 +135,17 @@ def test_parse_uint32_fast_path_agrees_with_the_rule(raw):
     text = raw.strip()
     valid = re.fullmatch(r"[+-]?\d+", text) is not None and 0 <= int(raw) <= 4294967295
     assert parse_uint32(raw) == (int(raw) if valid else 0)
+
+
+def test_answer_is_parsed_on_first_read():
+    e = TrafficEntry(1.0, 2.0, "c:1", "GET", "/api/v1/camera/0/gain")
+    assert e.answered("200 OK", b'{"Value":1,"ClientTransactionID":0,"ServerTransactionID":1,"ErrorNumber":1031,"ErrorMessage":"x"}')
+    assert (e.status, e.error_number) == (200, 1031)
+    big = b'{"Value":"' + b"x" * 5000 + b'","ErrorNumber":0,"ErrorMessage":""}'
+    assert not e.answered("200 OK", big)  # too big to keep: the caller reads it now
+    assert e.answered("400 Bad Request", b"") and e.status == 400
+    bad = TrafficEntry(1.0, 2.0, "c:1", "GET", "/x")
+    bad.answered("2xx nonsense", b"{}")
+    assert (bad.status, bad.error_number) == (None, None)
+    bad.error_number = 5
+    assert bad.as_dict()["error_number"] == 5

@@ -535,10 +535,10 @@ class AlpacaDevice(multiprocessing.Process):
         self._back = BackChannel(self.back_pipe, self.lock)
         threading.Thread(target=self._connect__, name="astra-connect", daemon=True).start()
         try:
-            # Every idle one of these threads waits on the pipe (see _worker__); the one the kernel
-            # wakes runs the call itself, so a call needs no thread hand-off and control messages
-            # are never stuck behind a slow call. ``workers`` calls at most run at once (one
-            # thread always listens).
+            # Leader/follower: one of these threads listens; the one that reads a call runs it
+            # itself while an idle one takes over listening, so a call needs no thread hand-off
+            # and control messages are never stuck behind a slow call. ``workers`` calls at most
+            # run at once (one thread always listens).
             for i in range(self.workers + 1):
                 worker = threading.Thread(target=self._worker__, name=f"astra-worker-{i}", daemon=True)
                 worker.start()

@@ -34,7 +34,6 @@ import math
 import multiprocessing
 import os
 import collections
-import select
 import signal
 import threading
 import time
@@ -101,7 +100,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _LOCAL_KEYS = (
     "lock", "_reap_lock", "_channel", "_cache", "_cache_lock", "_state", "_state_lock",
     "_stop_event", "_ready", "_connect_error", "_connect_lock", "_work", "_workers", "_serve_cond",
-    "_read_lock", "_idle",
+    "_listener", "_idle",
     "_pollers", "_poll_lock", "_poll_cond", "_paused", "_latest", "_latest_lock", "_tls", "_back",
     "_stop_rid", "_astra_ppid",
 )
@@ -259,8 +258,7 @@ class AlpacaDevice(multiprocessing.Process):
         self._work: collections.deque = collections.deque()
         self._workers: list[threading.Thread] = []
         self._serve_cond = threading.Condition()
-        #: Held while one pool thread reads a message (several may wake for it).
-        self._read_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
         self._idle = 0
         self._pollers: dict[str, _Poller] = {}
         self._poll_lock = threading.Lock()
@@ -631,12 +629,8 @@ class AlpacaDevice(multiprocessing.Process):
             err, self._connect_error = self._connect_error, None
         return err
 
-    def listenFront__(self, wait_s: float = 0.2) -> bool:  # noqa: N802 - seed API name
-        """Read and route one message from the caller, if one is there; False when the process should stop.
-
-        Any idle pool thread may call this when its epoll says the pipe is readable; the read lock
-        makes sure one of them reads each message (epoll may wake more than one).
-        """
+    def listenFront__(self) -> bool:  # noqa: N802 - seed API name
+        """Read and route one message from the caller; False when the process should stop."""
         if self._stop_event.is_set():
             return False
         if os.getppid() != self._astra_ppid:
@@ -644,8 +638,7 @@ class AlpacaDevice(multiprocessing.Process):
             return False
         assert self._back is not None
         try:
-            with self._read_lock:
-                msg = self._back.recv(wait_s)
+            msg = self._back.recv(0.2)
         except (EOFError, OSError):
             self._log("info", "the caller closed the pipe; stopping")
             return False
@@ -662,10 +655,13 @@ class AlpacaDevice(multiprocessing.Process):
             return False
         if op in CALL_OPS:
             with self._serve_cond:
-                if self._idle > 0:
-                    self._tls.inline = msg  # another thread still listens: run it here
+                if self._listener is threading.current_thread() and self._idle > 0:
+                    # run it here, once an idle thread has been told to listen in our place
+                    self._listener = None
+                    self._tls.inline = msg
                 else:
-                    self._work.append(msg)  # we are the last listener: a busy thread takes it when done
+                    self._work.append(msg)
+                self._serve_cond.notify()
         elif op == "stop_poll":  # joins poll threads: never block the listener on that
             threading.Thread(target=self._run_op, args=(msg,), name="astra-stop-poll", daemon=True).start()
         else:
@@ -673,50 +669,39 @@ class AlpacaDevice(multiprocessing.Process):
         return True
 
     def _worker__(self) -> None:
-        """One thread of the device process's pool: run queued calls, else listen for the next message.
-
-        Every idle thread waits in its own epoll on the pipe with EPOLLEXCLUSIVE, so the kernel
-        wakes one of them per message and that thread runs the call itself. Nothing else is woken
-        during a call: waking a follower to take over listening (the earlier leader/follower
-        hand-off) put a third runnable thread next to the HTTP call and the emulator on this
-        2-core machine and cost the call about 100 us.
-        """
+        """One thread of the device process's pool: run queued calls, else listen, else wait."""
+        me = threading.current_thread()
         cond = self._serve_cond
         tls = self._tls
-        assert self._back is not None
-        ep = select.epoll(1)
-        try:
-            ep.register(self._back.conn.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-            take_work = True  # not right after queueing a call ourselves: we must keep listening
-            while True:
-                with cond:
+        while True:
+            with cond:
+                while True:
                     if self._stop_event.is_set():
                         return
-                    if take_work and self._work:
-                        msg = self._work.popleft()
-                    else:
-                        msg = None
-                        self._idle += 1
-                if msg is not None:
-                    self._run_op(msg)
-                    continue
-                try:
-                    ep.poll(0.5)
-                finally:
-                    with cond:
-                        self._idle -= 1
-                tls.inline = None
-                if not self.listenFront__(0):
+                    if self._work:
+                        msg, lead = self._work.popleft(), False
+                        break
+                    if self._listener is None:
+                        self._listener, lead = me, True
+                        break
+                    self._idle += 1
+                    cond.wait(1.0)
+                    self._idle -= 1
+            if not lead:
+                self._run_op(msg)
+                continue
+            tls.inline = None
+            while True:
+                if not self.listenFront__():
                     self._stop_event.set()
+                    with cond:
+                        self._listener = None
+                        cond.notify_all()
                     return
                 msg, tls.inline = tls.inline, None
-                take_work = msg is not None
-                if msg is not None:
+                if msg is not None:  # we gave up listening to run this call
                     self._run_op(msg)
-        except OSError:  # the pipe was closed under us at shutdown
-            self._stop_event.set()
-        finally:
-            ep.close()
+                    break
 
     def _run_op(self, msg: tuple) -> None:
         op, rid, deadline, payload = msg

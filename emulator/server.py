@@ -73,7 +73,6 @@ class BackgroundServer:
         self.host = str(self.server.effective_host)
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
         close_after_fork(self)
 
     def _close_in_child(self) -> None:
@@ -94,8 +93,6 @@ class BackgroundServer:
             self.server.run()
         except Exception:  # pragma: no cover - a crash of the loop itself
             log.exception("server loop on port %s crashed", self.port)
-        finally:
-            self._stopped.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the worker threads, then close every socket and end the loop thread.

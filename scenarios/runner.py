@@ -624,8 +624,9 @@ class Runner:
             return f"{step.do} {step.device}{label}"
         if isinstance(step, FaultStep):
             params = {k: v for k, v in step.action.model_dump().items() if k != "kind"}
+            trigger = step.trigger.model_dump(exclude_none=True)
             return (f"fault {step.action.kind}{params or ''} on {step.match.model_dump(exclude_none=True) or 'everything'}"
-                    f"{' ' + str(step.trigger.model_dump(exclude_none=True)) if step.trigger.model_dump(exclude_none=True) else ''}{label}")
+                    f"{' ' + str(trigger) if trigger else ''}{label}")
         if isinstance(step, RemoveFaultStep):
             return f"remove_fault {step.fault}{label}"
         if isinstance(step, SetStateStep):

@@ -13,7 +13,7 @@ from alpaca.observingconditions import ObservingConditions
 
 from emulator import Emulator
 from emulator.config import ConfigError
-from emulator.devices.observingconditions import SENSORS, dew_point
+from emulator.sim.devices.observingconditions import SENSORS, dew_point
 
 # physical bounds every sensor must respect, whatever the seed
 RANGES = {

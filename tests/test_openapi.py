@@ -26,7 +26,7 @@ import yaml
 jsonschema = pytest.importorskip("jsonschema")
 
 from emulator import Emulator  # noqa: E402
-from emulator.devices import DEVICE_CLASSES  # noqa: E402
+from emulator.sim.devices import DEVICE_CLASSES  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "alpaca-spec"
 DEVICE_SPEC = SPEC_DIR / "AlpacaDeviceAPI_v1.yaml"

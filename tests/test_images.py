@@ -18,6 +18,7 @@ from alpaca.camera import Camera
 from emulator import Emulator
 from emulator.http import imagearray
 from emulator.sim import images
+from support import wait_for
 
 HEADER = struct.Struct("<iiIIiiiiiii")
 
@@ -30,10 +31,7 @@ def _camera_emu(seed: int = 7, **options) -> Emulator:
 
 def _expose(cam: Camera, duration: float = 1.0, light: bool = True) -> None:
     cam.StartExposure(duration, light)
-    deadline = time.monotonic() + 20
-    while not cam.ImageReady:
-        assert time.monotonic() < deadline, "exposure did not finish"
-        time.sleep(0.01)
+    wait_for(lambda: cam.ImageReady, what="the exposure to finish", timeout=20, interval=0.01)
 
 
 def _json_image(emu: Emulator, client_tx: int = 0) -> tuple[dict, requests.Response]:

@@ -405,9 +405,9 @@ class FaultChannel(HTTPChannel):
         layer: FaultLayer = self.server.layer
         ctx: _Ctx | None = request.fault_ctx
         if ctx is None:
-            if request.error:
-                _http_service(self)
+            if request.error:  # malformed HTTP: waitress answers it; logged before the answer goes out
                 layer.record_bad_http(self, request)
+                _http_service(self)
                 return
             ctx = layer.begin(self, request)
             if ctx is None:

@@ -131,10 +131,6 @@ class Device:
         self._settle_connection()
         return self._connected
 
-    def require_connected(self) -> None:
-        if not self.connected:
-            raise NotConnected(f"{self.name} is not connected")
-
     def _require(self, flag: bool, member: str, why: str) -> None:
         """Capability guard: a member this configuration leaves out answers NotImplemented (0x400),
         in one wording for every device type: "<member> is not implemented: <why>"."""

@@ -9,7 +9,7 @@
     number = 0
     width = 1024           # options of that type (see emulator/sim/devices/<type>.py)
 
-    [[faults]]             # fault rules active from the start (see emulator/faults.py)
+    [[faults]]             # fault rules active from the start (see emulator/faults/rules.py)
     name = "slow images"
     match = { device_type = "camera", member = "imagearray" }
     action = { kind = "latency", ms = 500 }

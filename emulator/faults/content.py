@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -65,20 +65,6 @@ class AscomErrorAction(FaultAction):
 # -- response content: the device acted, its reply is broken ----------------------------------------
 
 
-def _reshape(content_type: str, body: bytes, change: Callable[[dict], None]) -> tuple[str, bytes]:
-    """Apply ``change`` to a JSON envelope; anything else (400 text, ImageBytes, HTML) passes intact."""
-    if "json" not in content_type.lower():
-        return content_type, body
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return content_type, body
-    if not isinstance(doc, dict):
-        return content_type, body
-    change(doc)
-    return content_type, json.dumps(doc, separators=(",", ":")).encode()
-
-
 @register
 class BadJson(FaultAction):
     kind: Literal["bad_json"]
@@ -98,39 +84,49 @@ class BadContentType(FaultAction):
         return self.content_type, body
 
 
+class _EnvelopeChange(FaultAction):
+    """Change a JSON envelope's content; anything else (400 text, ImageBytes, HTML) passes intact."""
+
+    stage = "response-content"
+
+    def change(self, doc: dict) -> None:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    def apply(self, content_type: str, body: bytes) -> tuple[str, bytes]:
+        if "json" not in content_type.lower():
+            return content_type, body
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return content_type, body
+        if not isinstance(doc, dict):
+            return content_type, body
+        self.change(doc)
+        return content_type, json.dumps(doc, separators=(",", ":")).encode()
+
+
 @register
-class MissingKey(FaultAction):
+class MissingKey(_EnvelopeChange):
     kind: Literal["missing_key"]
     key: Literal["Value", "ClientTransactionID", "ServerTransactionID", "ErrorNumber", "ErrorMessage"] = "Value"
-    stage = "response-content"
 
-    def apply(self, content_type: str, body: bytes) -> tuple[str, bytes]:
-        return _reshape(content_type, body, lambda doc: doc.pop(self.key, None))
-
-
-def _wrong_type(doc: dict) -> None:
-    value = doc.get("Value")
-    doc["Value"] = [value] if isinstance(value, str) else json.dumps(value) if "Value" in doc else "wrong type"
+    def change(self, doc: dict) -> None:
+        doc.pop(self.key, None)
 
 
 @register
-class WrongType(FaultAction):
+class WrongType(_EnvelopeChange):
     kind: Literal["wrong_type"]
-    stage = "response-content"
 
-    def apply(self, content_type: str, body: bytes) -> tuple[str, bytes]:
-        return _reshape(content_type, body, _wrong_type)
-
-
-def _wrong_transaction_id(doc: dict) -> None:
-    doc["ClientTransactionID"] = (int(doc.get("ClientTransactionID") or 0) + 1) % 4294967296
-    doc["ServerTransactionID"] = 0
+    def change(self, doc: dict) -> None:
+        value = doc.get("Value")
+        doc["Value"] = [value] if isinstance(value, str) else json.dumps(value) if "Value" in doc else "wrong type"
 
 
 @register
-class WrongTransactionId(FaultAction):
+class WrongTransactionId(_EnvelopeChange):
     kind: Literal["wrong_transaction_id"]
-    stage = "response-content"
 
-    def apply(self, content_type: str, body: bytes) -> tuple[str, bytes]:
-        return _reshape(content_type, body, _wrong_transaction_id)
+    def change(self, doc: dict) -> None:
+        doc["ClientTransactionID"] = (int(doc.get("ClientTransactionID") or 0) + 1) % 4294967296
+        doc["ServerTransactionID"] = 0

@@ -8,7 +8,7 @@ itself. Durations here are wall-clock, because clients time out on real clocks.
 from __future__ import annotations
 
 import random
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -75,52 +75,59 @@ class Hang(FaultAction):
         conn.hang(self.max_s)
 
 
-@register
-class Drop(FaultAction):
-    kind: Literal["drop"]
+class _Cut(FaultAction):
+    """Close the connection without an answer, before or after the device acted."""
+
     phase: Literal["request", "response"] = Field("request", description="Before or after the device acts")
     stage = "connection"
+    rst: ClassVar[bool] = False
+
+    def apply(self, conn: Connection) -> None:
+        if self.phase == "response":
+            conn.call_device()
+        conn.close(reset=self.rst)
+
+
+@register
+class Drop(_Cut):
+    kind: Literal["drop"]
     outcome = "dropped"
 
-    def apply(self, conn: Connection) -> None:
-        if self.phase == "response":
-            conn.call_device()
-        conn.close(reset=False)
-
 
 @register
-class Reset(FaultAction):
+class Reset(_Cut):
+    """As drop, with a TCP RST instead of a FIN."""
+
     kind: Literal["reset"]
-    phase: Literal["request", "response"] = Field("request", description="Before or after the device acts")
-    stage = "connection"
     outcome = "reset"
+    rst = True
+
+
+class _Outage(FaultAction):
+    """No listening socket for a while; the same port afterwards."""
+
+    stage = "connection"
+    close_open: ClassVar[bool] = False
 
     def apply(self, conn: Connection) -> None:
-        if self.phase == "response":
-            conn.call_device()
-        conn.close(reset=True)
+        conn.outage(self.duration_s, close_open=self.close_open)  # type: ignore[attr-defined]
 
 
 @register
-class Refuse(FaultAction):
+class Refuse(_Outage):
     kind: Literal["refuse"]
     duration_s: float = Field(gt=0, le=86400, description="Wall s without a listening socket")
-    stage = "connection"
     outcome = "refused"
-
-    def apply(self, conn: Connection) -> None:
-        conn.outage(self.duration_s, close_open=False)
 
 
 @register
-class Down(FaultAction):
+class Down(_Outage):
+    """As refuse, and the open keep-alive connections are closed too."""
+
     kind: Literal["down"]
     duration_s: float = Field(gt=0, le=86400, description="Wall s down; open connections are closed too")
-    stage = "connection"
     outcome = "down"
-
-    def apply(self, conn: Connection) -> None:
-        conn.outage(self.duration_s, close_open=True)
+    close_open = True
 
 
 # -- the reply's bytes ------------------------------------------------------------------------------

@@ -90,6 +90,14 @@ def test_malformed_http_is_logged(emu):
     assert entry.status == 400
 
 
+def test_unparseable_request_line_is_logged(emu):
+    with socket.create_connection((emu.host, emu.port), timeout=5) as s:
+        s.sendall(b"\x00\x01 not http\r\n\r\n")
+        assert s.recv(1024).startswith(b"HTTP/1.")
+    (entry,) = emu.traffic.entries()
+    assert entry.status is not None and 400 <= entry.status < 500 and entry.verb == "" and entry.path == ""
+
+
 def test_clear_and_bound():
     with Emulator(CONFIG, traffic_maxlen=5) as emu:
         for _ in range(8):

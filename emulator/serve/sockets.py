@@ -144,7 +144,8 @@ class FaultLayer:
     def record_bad_http(self, channel: HTTPChannel, request: Any) -> None:
         """A request waitress itself rejected (malformed HTTP): logged with its status."""
         code = getattr(request.error, "code", None)
-        verb, path = (request.command or "").upper(), request.path or ""
+        # a request line that could not be parsed leaves command and path unset
+        verb, path = (getattr(request, "command", None) or "").upper(), getattr(request, "path", None) or ""
         self.traffic.record(TrafficEntry(time.time(), self.clock.now(), channel.addr, verb, path, None, None, None, status=code))
 
     # -- discovery ----------------------------------------------------------------------------------

@@ -3,6 +3,11 @@
     with Emulator() as emu:                 # one device of each type, on a free port
         cam = alpaca.camera.Camera(emu.address, 0)
 
+A request's way through, and the sub-package that holds each step::
+
+    socket ─> serve/ (waitress, socket-level faults, traffic log) ─> http/ (Falcon app, fault
+    middleware from faults/) ─> sim/ (device models on one clock)
+
 Everything an emulator holds (devices, clock, transaction counter) belongs to that instance,
 so several emulators in one process, or one per pytest-xdist worker, never share state.
 """
@@ -13,7 +18,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+from emulator.control import add_control_routes, is_loopback
+from emulator.faults.engine import FaultSet
+from emulator.faults.middleware import FaultMiddleware
+from emulator.http.app import build_app
+from emulator.http.management import ServerDescription
+from emulator.http.protocol import ServerTransactions
+from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultLayer
+from emulator.serve.traffic import TrafficLog
+from emulator.sim.registry import Registry
+from emulator.version import __version__
 
 __all__ = ["Emulator", "__version__"]
 
@@ -28,7 +45,7 @@ class Emulator:
     override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
 
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
-    request log (:class:`emulator.traffic.TrafficLog`). ``control`` False turns the HTTP control
+    request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
     API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
     serves loopback clients only).
     """
@@ -47,10 +64,6 @@ class Emulator:
         control_token: str | None = None,
         traffic_maxlen: int = 10000,
     ) -> None:
-        from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
-        from emulator.faults import FaultSet
-        from emulator.traffic import TrafficLog
-
         if config is None:
             cfg = default_config()
         elif isinstance(config, EmulatorConfig):
@@ -84,20 +97,14 @@ class Emulator:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Emulator":
-        from emulator.app import ServerTransactions, build_app
-        from emulator.discovery import DiscoveryResponder
-        from emulator.registry import Registry
-        from emulator.server import BackgroundServer
-        from emulator.sockets import FaultLayer
-
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        self.registry = Registry(self.config)
-        transactions = ServerTransactions()
-        self.app = build_app(self.registry, transactions)
+        cfg = self.config
+        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
+        settings = cfg.emulator
+        description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()])
         if self.control:
-            from emulator.control import add_control_routes, is_loopback
-
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):
                 log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
@@ -105,7 +112,7 @@ class Emulator:
             self._config_rules_added = True
             for spec in self.config.faults:
                 self.faults.add(spec)
-        layer = FaultLayer(self.faults, self.traffic, self.registry.clock, transactions)
+        layer = FaultLayer(self.faults, self.traffic, self.registry.clock)
         self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads, layer=layer)
         try:
             if self._discovery_port is not None:

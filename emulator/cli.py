@@ -8,7 +8,11 @@ import signal
 import sys
 import threading
 
+from pydantic import ValidationError
+
+from emulator import Emulator
 from emulator.config import ConfigError, EmulatorSettings
+from emulator.validation import describe_errors
 
 
 def _port(text: str) -> int:
@@ -36,9 +40,8 @@ def _time_scale(text: str) -> float:
     """Checked by the config model itself, so the CLI and TOML files accept the same range."""
     try:
         return EmulatorSettings(time_scale=text).time_scale
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        detail = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
-        raise argparse.ArgumentTypeError(f"{detail}, got {text!r}") from None
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"{describe_errors(exc)[0][1]}, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,11 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    from emulator import Emulator
-
-    if args.time_scale is not None and not args.time_scale > 0:
-        print(f"alpaca-emulator: --time-scale must be > 0, got {args.time_scale}", file=sys.stderr)
-        return 2
     discovery = None if (args.no_discovery or args.discovery_port < 0) else args.discovery_port
     try:
         emu = Emulator(

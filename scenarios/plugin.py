@@ -221,7 +221,7 @@ class DeviceFactory:
                  address: str | None = None, connectable: bool = True, **kwargs: Any) -> Any:
         from astra.alpaca_device_process import AlpacaDevice
 
-        from emulator.devices import DEVICE_TYPE_NAMES
+        from emulator.sim.devices import DEVICE_TYPE_NAMES
 
         if address is None:
             emulator = emulator or self._request.getfixturevalue("alpaca_emulator")

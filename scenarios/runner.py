@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from emulator.devices import DEVICE_TYPE_NAMES
+from emulator.sim.devices import DEVICE_TYPE_NAMES
 from scenarios.schema import (
     AwaitStep,
     CallExpect,

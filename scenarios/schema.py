@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emulator.config import DeviceConfigAny, EmulatorConfig, default_config
-from emulator.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
+from emulator.sim.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
 
 #: Fault action kinds the emulator knows (issue 3); a typo fails at load time.
 FAULT_KINDS: tuple[str, ...] = (

@@ -41,8 +41,8 @@ class Emulator:
     """Serve simulated Alpaca devices in the background of this process.
 
     ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
-    path to a TOML file; None serves one device of each type. ``time_scale`` and ``seed``
-    override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
+    path to a TOML file; None serves one device of each type. ``time_scale``, ``seed`` and
+    ``lenient_ids`` override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
 
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
     request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
@@ -59,6 +59,7 @@ class Emulator:
         threads: int = 8,
         time_scale: float | None = None,
         seed: int | None = None,
+        lenient_ids: bool | None = None,
         discovery_port: int | None = None,
         control: bool = True,
         control_token: str | None = None,
@@ -74,7 +75,9 @@ class Emulator:
             cfg = load_config(config)
         else:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
-        overrides = {k: v for k, v in (("time_scale", time_scale), ("seed", seed)) if v is not None}
+        overrides = {
+            k: v for k, v in (("time_scale", time_scale), ("seed", seed), ("lenient_ids", lenient_ids)) if v is not None
+        }
         if overrides:
             cfg = config_from_dict(
                 {**cfg.model_dump(mode="python"), "emulator": {**cfg.emulator.model_dump(), **overrides}},
@@ -103,7 +106,7 @@ class Emulator:
         self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
-        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()])
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()], lenient_ids=settings.lenient_ids)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):

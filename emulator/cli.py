@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-discovery", action="store_true", help="turn UDP discovery off")
     p.add_argument("--time-scale", type=_time_scale, default=None, help="simulated seconds per wall second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for synthetic data and random faults")
+    p.add_argument(
+        "--lenient-ids",
+        action="store_true",
+        default=None,
+        help="answer malformed ClientID/ClientTransactionID as absent (200, 0 echoed) instead of 400",
+    )
     p.add_argument("--threads", type=_threads, default=8, help="HTTP worker threads (default 8)")
     p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
     p.add_argument(
@@ -82,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             time_scale=args.time_scale,
             seed=args.seed,
+            lenient_ids=args.lenient_ids,
             discovery_port=discovery,
             control=not args.no_control,
             control_token=args.control_token,

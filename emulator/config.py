@@ -47,6 +47,11 @@ class EmulatorSettings(BaseModel):
     server_name: str = "alpaca-rehearsal emulator"
     manufacturer: str = "alpaca-rehearsal"
     location: str = "Rehearsal room"
+    lenient_ids: bool = Field(
+        False,
+        description="Answer a malformed ClientID/ClientTransactionID as if absent (200, 0 echoed) "
+        "instead of HTTP 400, for clients that send bad IDs",
+    )
 
 
 class EmulatorConfig(BaseModel):

@@ -41,9 +41,10 @@ def bad_request(resp: falcon.Response, message: str) -> None:
 class DeviceResource:
     """``/api/v1/{device_type}/{device_number}/{member}``: every member of every device."""
 
-    def __init__(self, registry: Registry, transactions: ServerTransactions) -> None:
+    def __init__(self, registry: Registry, transactions: ServerTransactions, lenient_ids: bool = False) -> None:
         self.registry = registry
         self.transactions = transactions
+        self.lenient_ids = lenient_ids
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str, member: str) -> None:
         self._handle("GET", req, resp, device_type, device_number, member)
@@ -75,6 +76,8 @@ class DeviceResource:
     def _handle(self, verb: str, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str, member: str) -> None:
         params: Params = request_params(req)
         device, spec = self.resolve(verb, device_type, device_number, member)
+        if not self.lenient_ids:
+            params.check_ids()
         args = {name: params.typed(name, kind) for name, kind in spec.params}
         with device.lock:
             value = device.invoke(spec, args)
@@ -97,16 +100,18 @@ def build_app(
     description: ServerDescription,
     transactions: ServerTransactions | None = None,
     middleware: Iterable[Any] = (),
+    lenient_ids: bool = False,
 ) -> falcon.App:
     """The Falcon app of one emulator; every piece of state hangs off ``registry``.
 
     ``middleware`` are Falcon middleware objects run around every request (the fault rules' hook).
+    ``lenient_ids`` answers a malformed ClientID/ClientTransactionID as absent instead of 400.
     """
     app = falcon.App(media_type=JSON, middleware=list(middleware))
     app.req_options.strip_url_path_trailing_slash = False
     transactions = transactions or ServerTransactions()
-    app.add_route("/api/v1/{device_type}/{device_number}/{member}", DeviceResource(registry, transactions))
-    add_management_routes(app, registry, description, transactions)
+    app.add_route("/api/v1/{device_type}/{device_number}/{member}", DeviceResource(registry, transactions, lenient_ids))
+    add_management_routes(app, registry, description, transactions, lenient_ids)
     add_setup_routes(app, registry, description)
 
     def not_alpaca(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:

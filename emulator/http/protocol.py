@@ -1,8 +1,11 @@
 """Alpaca parameter rules, the response envelope and transaction ids (reference section 2), free of Falcon.
 
 - GET query keys are case-insensitive; PUT form keys are case-sensitive.
-- ClientTransactionID is echoed; 0 when absent, unparseable, out of uint32 range, or mis-cased
-  in a PUT.
+- ClientTransactionID is echoed; 0 when absent or mis-cased in a PUT.
+- A ClientID or ClientTransactionID that is present but not a uint32 (empty, blank, negative,
+  non-numeric, fractional, too big) is a :class:`BadRequest`, as the status decision tree says of
+  invalid parameters and ConformU's strict mode expects; :meth:`Params.check_ids` is that rule,
+  and a lenient server skips it (the value is then ignored and 0 echoed).
 - A missing or unparseable required parameter is a :class:`BadRequest` (HTTP 400, plain text).
 - Numbers use the invariant culture: ``23.456`` is valid, ``23,456`` is not.
 """
@@ -83,6 +86,13 @@ class Params:
     def client_transaction_id(self) -> int:
         return parse_uint32(self.raw("ClientTransactionID"))
 
+    def check_ids(self) -> None:
+        """BadRequest naming the first ID parameter that is present but not a uint32."""
+        for name in ID_PARAMS:
+            raw = self.raw(name)
+            if raw is not None and not is_uint32(raw):
+                raise BadRequest(f"{name} must be an unsigned 32-bit integer (0 to {UINT32_MAX}), got '{raw}'")
+
     def typed(self, name: str, kind: type) -> Any:
         """The parameter ``name`` converted to ``kind``; BadRequest naming it when missing or bad."""
         raw = self.raw(name)
@@ -110,6 +120,14 @@ def request_params(req: Any, strict: bool = True) -> Params:
         ctx.alpaca_raw = raw
     params = ctx.alpaca_params = Params(verb, parse_form(raw, strict))
     return params
+
+
+ID_PARAMS = ("ClientID", "ClientTransactionID")
+
+
+def is_uint32(raw: str) -> bool:
+    """Plain ASCII digits within the uint32 range: the only form a strict server accepts."""
+    return raw.isdigit() and raw.isascii() and int(raw) <= UINT32_MAX
 
 
 def parse_uint32(raw: str | None) -> int:

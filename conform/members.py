@@ -417,6 +417,7 @@ class Member:
         return f"{self.verb} {self.name}"
 
 
+BASES = ("bool", "int", "float", "str", "datetime", "fitsdate", "none", "axisrates", "devicestate", "imagearray")
 _KIND = re.compile(r"(?P<base>[a-z]+)(?:\[(?P<item>[a-z]+)\])?(?:\[(?P<lo>[-\d.]*),(?P<hi>[-\d.]*)\]|\{(?P<enum>[-\d,]+)\})?\Z")
 
 
@@ -425,7 +426,7 @@ def parse_kind(text: str) -> Kind:
     if text.startswith("list[") and text.endswith("]"):
         return Kind("list", item=parse_kind(text[5:-1]), text=text)
     m = _KIND.match(text)
-    if m is None or m["item"]:
+    if m is None or m["item"] or m["base"] not in BASES:
         raise ValueError(f"not a value kind: {text!r}")
     lo = float(m["lo"]) if m["lo"] else None
     hi = float(m["hi"]) if m["hi"] else None

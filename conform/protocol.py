@@ -270,7 +270,7 @@ def casing_checks(ctx: DeviceContext) -> Iterator[Check]:
                 if doc.get("ClientTransactionID") != echo:
                     raise CheckFailed(f"{m.verb} {m.name} with {what}: ClientTransactionID should be {echo}, got {doc.get('ClientTransactionID')!r}", ex.sent, ex.got)
 
-        yield _check(ctx, "casing", "key casing", Level.ISSUE, m.name, run)
+        yield _check(ctx, "casing", f"{m.verb} key casing", Level.ISSUE, m.name, run)
 
 
 ID_CASES = (
@@ -306,7 +306,7 @@ def id_checks(ctx: DeviceContext) -> Iterator[Check]:
                 assert evidence is not None
                 raise CheckFailed("; ".join(failures), evidence.sent, evidence.got)
 
-        yield _check(ctx, "ids", "bad ID values", Level.ISSUE, m.name, run)
+        yield _check(ctx, "ids", f"{m.verb} bad ID values", Level.ISSUE, m.name, run)
 
 
 def _bad_id_problem(ex: Exchange, key: str, strict: bool) -> str | None:

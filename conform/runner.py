@@ -92,7 +92,13 @@ def make_plan(
         ctx = DeviceContext(server, kind, number)
         checks = [c for name, build in device_families().items() if name in wanted for c in build(ctx)]
         planned.append((ctx, checks))
-    return Plan(server, server_checks, planned)
+    plan = Plan(server, server_checks, planned)
+    ids = [c.id for c in plan.checks]
+    if len(set(ids)) != len(ids):  # a checker bug: ids name pytest items and JUnit cases
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        server.close()
+        raise AssertionError(f"duplicate check ids: {dupes[:5]}")
+    return plan
 
 
 def run_check(check: Check, options: Options) -> Result:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     from conform.context import DeviceContext, ServerContext
@@ -113,11 +113,6 @@ def device_families() -> dict[str, DeviceBuilder]:
 def server_families() -> dict[str, ServerBuilder]:
     _load()
     return dict(_SERVER_BUILDERS)
-
-
-def all_families() -> list[str]:
-    _load()
-    return list(_SERVER_BUILDERS) + list(_DEVICE_BUILDERS)
 
 
 def _load() -> None:

@@ -51,7 +51,7 @@ def is_motion(m: Member) -> bool:
 
 
 def _check(ctx: DeviceContext, fam: str, name: str, level: Level, member: str | None, run: Callable[[], None], motion: bool = False) -> Check:
-    def runner(_ctx: DeviceContext = ctx) -> None:
+    def runner() -> None:
         if fam not in ("path", "verb"):
             ctx.ensure_connected()
         run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from conform.checks import Check, CheckFailed, CheckSkipped, Outcome, Result, device_families, outcome_of_failure, server_families
@@ -93,9 +94,9 @@ def make_plan(
         checks = [c for name, build in device_families().items() if name in wanted for c in build(ctx)]
         planned.append((ctx, checks))
     plan = Plan(server, server_checks, planned)
-    ids = [c.id for c in plan.checks]
-    if len(set(ids)) != len(ids):  # a checker bug: ids name pytest items and JUnit cases
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+    counts = Counter(c.id for c in plan.checks)
+    dupes = sorted(i for i, n in counts.items() if n > 1)
+    if dupes:  # a checker bug: ids name pytest items and JUnit cases
         server.close()
         raise AssertionError(f"duplicate check ids: {dupes[:5]}")
     return plan

@@ -8,7 +8,7 @@ Behaviour checks drive the device as a client would, through alpyca. Every wait 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from alpaca import exceptions as ax
 
@@ -145,8 +145,6 @@ def skip_unless(flag: Any, why: str) -> None:
     if not flag:
         raise CheckSkipped(why)
 
-
-Builder = Callable[[DeviceContext], Iterator[Check]]
 
 
 def expect_refused(ctx: DeviceContext, verb: str, member: str, params: list[tuple[str, str]], what: str, number: int = 0x401) -> None:

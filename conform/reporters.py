@@ -59,6 +59,7 @@ def timings(report: Report) -> list[dict[str, Any]]:
                 "status_member": status,
                 "target_s": target,
                 "slow": median > target,
+                "slow_calls": sum(1 for t in times if t > target),
             }
         )
     return out

@@ -9,8 +9,6 @@ KNOWN_EMULATOR_BUG).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from conform import Options, Outcome, run
@@ -37,9 +35,7 @@ def reports():
     out = {}
     for strict in (False, True):
         with Emulator(time_scale=100) as emu:
-            start = time.perf_counter()
             out[strict] = run(emu.url, Options(strict=strict, operation_timeout_s=30))
-            out[strict].wall_s = time.perf_counter() - start
     return out
 
 
@@ -72,12 +68,6 @@ def test_strict_id_checks_pass(reports):
 def test_command_raw_parameter_is_parsed_as_boolean(reports):
     bad = [r for r in reports[False].results if _is_raw_bug(r) and r.outcome is Outcome.FAILED]
     assert not bad, f"{bad[0].check.id}: {bad[0].message} | sent {bad[0].sent} | got {bad[0].got}"
-
-
-@pytest.mark.timeout(240)
-def test_a_full_run_is_quick_enough_for_ci(reports):
-    # Generous: the target is well under 60 s on 2 busy cores; the figure is in the report.
-    assert reports[False].wall_s < 120, f"a full lenient run took {reports[False].wall_s:.1f} s"
 
 
 def test_the_checker_expects_members_by_interface_version():

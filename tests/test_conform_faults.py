@@ -39,6 +39,15 @@ def test_every_family_passes_without_faults(emu):
     assert {f for f in failed(report) if f[2] not in raw_bug} == set()
 
 
+def test_unreadable_interface_version(emu):
+    emu.faults.add({"match": {"device_type": "focuser", "member": "interfaceversion"}, "action": {"kind": "ascom_error", "number": 0x500}})
+    report = check(emu, ("schema", "behaviour"), [("focuser", 0)])
+    assert report.devices == [{"device": "focuser:0", "interface_version": 4}]  # the latest is expected
+    assert ("schema", "focuser:0", "interfaceversion") in failed(report)
+    known = next(r for r in report.results if r.check.name == "interface version known")
+    assert known.outcome is Outcome.WARNING and "InterfaceVersion unreadable" in known.message
+
+
 def test_management_missing_value(emu):
     emu.faults.add({"match": {"device_type": "management", "member": "configureddevices"}, "action": {"kind": "missing_key", "key": "Value"}})
     assert ("management", None, "configureddevices") in failed(check(emu, ("management",), [("focuser", 0)]))

@@ -5,8 +5,10 @@ connection per device for the session. A failed check fails its item with the co
 (device, member, what was sent, what came back); a warning-level finding passes with a
 :class:`ConformWarning`; a check that does not apply is skipped.
 
-Keep one device's items in one process: under pytest-xdist use ``--dist loadgroup`` (each
-device's items carry an ``xdist_group`` mark).
+Each device's items must run in one process, in order (a check may disconnect the device
+another would read). Under pytest-xdist that is ``--dist loadscope``: the items of a device
+share the scope ``alpaca-conform/<device>``, so devices spread over workers and each stays in
+one; other distribution modes are refused.
 """
 
 from __future__ import annotations
@@ -42,6 +44,19 @@ def _options(config: pytest.Config) -> Options:
     return Options(strict=config.getoption("alpaca_conform_strict"), no_motion=config.getoption("alpaca_conform_no_motion"))
 
 
+#: pytest-xdist modes that keep a scope (here: a device) in one worker.
+_SCOPED_DIST = ("no", "loadscope", "loadfile")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("alpaca_conform") and getattr(config.option, "numprocesses", None):
+        dist = config.getoption("dist", "no")
+        if dist not in _SCOPED_DIST:
+            raise pytest.UsageError(
+                f"--alpaca-conform with pytest-xdist needs --dist loadscope (got --dist {dist}): each device's checks must run in one process, in order"
+            )
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     url = config.getoption("alpaca_conform")
     if not url:
@@ -54,11 +69,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except PlanError as exc:
         raise pytest.UsageError(f"--alpaca-conform: {exc}") from None
     config._alpaca_conform_plan = plan  # type: ignore[attr-defined]
-    root = ConformCollector.from_parent(session, name="alpaca-conform", nodeid="alpaca-conform")
+    scopes: dict[str, ConformCollector] = {}
     for check in plan.checks:
-        item = ConformItem.from_parent(root, name=check.id, check=check)
-        item.add_marker(pytest.mark.xdist_group(check.device or "server"))
-        items.append(item)
+        scope = f"alpaca-conform/{check.device or 'server'}"
+        if scope not in scopes:
+            scopes[scope] = ConformCollector.from_parent(session, name=scope, nodeid=scope)
+        items.append(ConformItem.from_parent(scopes[scope], name=check.id, check=check))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

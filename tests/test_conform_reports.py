@@ -105,3 +105,9 @@ def test_pytest_plugin_one_item_per_check(emu, pytester):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "conform.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--no-motion" in out.stdout and "--strict" in out.stdout
+
+
+def test_pytest_plugin_refuses_xdist_modes_that_split_a_device(emu, pytester):
+    result = pytester.runpytest_subprocess("--alpaca-conform", emu.url, "-n", "2", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*needs --dist loadscope*"])

@@ -15,6 +15,11 @@ TYPE_NAMES = {
 }
 
 
+#: The keys of the description Value and of each configured device (AlpacaManagementAPI_v1).
+DESCRIPTION_KEYS = ("ServerName", "Manufacturer", "ManufacturerVersion", "Location")
+DEVICE_KEYS = ("DeviceName", "DeviceType", "DeviceNumber", "UniqueID")
+
+
 def _is_uint32(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4294967295
 
@@ -29,7 +34,7 @@ def _description(value: Any) -> list[str]:
     if not isinstance(value, dict):
         return [f"Value must be an object, got {value!r}"]
     out = []
-    for key in ("ServerName", "Manufacturer", "ManufacturerVersion", "Location"):
+    for key in DESCRIPTION_KEYS:
         if not isinstance(value.get(key), str):
             out.append(f"Value.{key} must be a string, got {value.get(key)!r}")
     return out
@@ -45,7 +50,7 @@ def _configured(value: Any) -> list[str]:
         if not isinstance(dev, dict):
             out.append(f"Value[{i}] must be an object, got {dev!r}")
             continue
-        for key in ("DeviceName", "DeviceType", "UniqueID"):
+        for key in (k for k in DEVICE_KEYS if k != "DeviceNumber"):
             if not isinstance(dev.get(key), str):
                 out.append(f"Value[{i}].{key} must be a string, got {dev.get(key)!r}")
         if not _is_uint32(dev.get("DeviceNumber")):

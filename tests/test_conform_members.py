@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from conform.members import DEVICE_TYPES, LATEST, PLATFORM7, common_names, expected_members, members, parse_kind
-from test_openapi import DEVICE_SPEC, inline_refs, load_spec
+from conform.management import DESCRIPTION_KEYS, DEVICE_KEYS, ENDPOINTS
+from test_openapi import DEVICE_SPEC, MANAGEMENT_SPEC, inline_refs, load_spec
 
 
 def _flat(schema: dict) -> dict:
@@ -110,3 +111,17 @@ def test_interface_version_decides_the_expected_members():
     assert ("GET", "offset") not in names("camera", 2) and ("GET", "gain") in names("camera", 2)
     assert ("PUT", "movemechanical") not in names("rotator", 2)
     assert {"connected", "description", "name"} <= common_names()
+
+
+def test_management_models_match_the_spec():
+    doc = load_spec(MANAGEMENT_SPEC)
+    paths = {path for path, _ in ENDPOINTS.values()}
+    assert paths == {p for p in doc["paths"] if p.startswith("/management")}
+
+    def value(path: str) -> dict:
+        op = inline_refs(doc, doc["paths"][path]["get"])
+        return op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["Value"]
+
+    assert tuple(value("/management/v1/description")["properties"]) == DESCRIPTION_KEYS
+    assert tuple(value("/management/v1/configureddevices")["items"]["properties"]) == DEVICE_KEYS
+    assert value("/management/apiversions")["items"]["type"] == "integer"

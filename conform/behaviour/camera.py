@@ -63,7 +63,20 @@ def _bad_exposure(ctx: DeviceContext, cam: Any) -> None:
     expect_error(0x401, "StartExposure(Duration=-1)", lambda: cam.StartExposure(-1.0, True))
 
 
+SUBFRAME = ("BinX", "BinY", "StartX", "StartY", "NumX", "NumY")
+
+
 def _exposure(ctx: DeviceContext, cam: Any) -> None:
+    """A small, short light frame; the subframe settings are restored afterwards."""
+    saved = {name: getattr(cam, name) for name in SUBFRAME}
+    try:
+        _expose(ctx, cam)
+    finally:
+        for name in SUBFRAME:
+            setattr(cam, name, saved[name])
+
+
+def _expose(ctx: DeviceContext, cam: Any) -> None:
     cam.BinX = 1
     cam.BinY = 1
     cam.StartX, cam.StartY = 0, 0

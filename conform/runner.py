@@ -13,6 +13,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import conform.behaviour  # noqa: F401 - the modules below register their check families on import
+import conform.management  # noqa: F401
+import conform.protocol  # noqa: F401
 from conform.checks import Check, CheckFailed, CheckSkipped, Outcome, Result, device_families, outcome_of_failure, server_families
 from conform.context import DeviceContext, Options, ServerContext
 from conform.management import discover

@@ -369,3 +369,12 @@ def test_chunked_put_body_is_read(emu):
     assert resp.request.headers.get("Transfer-Encoding") == "chunked"
     assert ok_json(resp)["ClientTransactionID"] == 4
     assert emu.device("safetymonitor").connected is True
+
+
+@pytest.mark.parametrize("member", ["commandblind", "commandbool", "commandstring"])
+def test_command_raw_is_a_boolean(emu, member):
+    """The spec types Raw as a boolean: anything else is an unparseable parameter (found by alpaca-conform)."""
+    resp = requests.put(api(emu, f"focuser/0/{member}"), data={"Command": "x", "Raw": "asduio6fghZZ"}, timeout=TIMEOUT)
+    assert_400_text(resp, "Raw")
+    body = ok_json(requests.put(api(emu, f"focuser/0/{member}"), data={"Command": "x", "Raw": "true"}, timeout=TIMEOUT))
+    assert body["ErrorNumber"] != 0  # parsed; the device simply does not implement commands

@@ -150,16 +150,16 @@ class Device:
     def action(self, Action: str, Parameters: str) -> str:
         raise ActionNotImplemented(f"Action '{Action}' is not implemented by {self.name}")
 
-    @put("commandblind", Command=str, Raw=str)
-    def commandblind(self, Command: str, Raw: str) -> None:
+    @put("commandblind", Command=str, Raw=bool)
+    def commandblind(self, Command: str, Raw: bool) -> None:
         raise NotImplementedErr("CommandBlind is not implemented")
 
-    @put("commandbool", Command=str, Raw=str)
-    def commandbool(self, Command: str, Raw: str) -> bool:
+    @put("commandbool", Command=str, Raw=bool)
+    def commandbool(self, Command: str, Raw: bool) -> bool:
         raise NotImplementedErr("CommandBool is not implemented")
 
-    @put("commandstring", Command=str, Raw=str)
-    def commandstring(self, Command: str, Raw: str) -> str:
+    @put("commandstring", Command=str, Raw=bool)
+    def commandstring(self, Command: str, Raw: bool) -> str:
         raise NotImplementedErr("CommandString is not implemented")
 
     @get("connected", connection=False)

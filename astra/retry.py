@@ -79,8 +79,3 @@ class RetryPolicy:
     def should_retry(self, kind: CallKind, cause: str, attempts: int) -> bool:
         """True when a call of ``kind`` that failed with ``cause`` after ``attempts`` tries may be re-sent."""
         return attempts < self.tries and cause in RETRYABLE_CAUSES.get(kind, frozenset())
-
-
-def is_retryable(kind: CallKind, cause: str) -> bool:
-    """Whether ``cause`` is safe to retry for ``kind`` at all, whatever the number of tries."""
-    return cause in RETRYABLE_CAUSES.get(kind, frozenset())

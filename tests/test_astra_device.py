@@ -12,6 +12,7 @@ import pytest
 
 from astra import recorder
 from astra.alpaca_device_process import AlpacaDevice, AlpacaDeviceIPCError, RemoteDeviceError
+from astra.server import DeviceServer
 from emulator import Emulator
 from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
@@ -397,10 +398,10 @@ def test_manager_queue_and_recorder_end_to_end(tmp_path):
         assert rows == [(description,)]
 
 
-class _OddDevice(AlpacaDevice):
+class _OddServer(DeviceServer):
     """Its device object raises an exception class that cannot be pickled, and returns an unpicklable value."""
 
-    def _make_device(self):
+    def make_device(self):
         class WeirdError(Exception):  # local class: pickle cannot find it
             pass
 
@@ -417,6 +418,10 @@ class _OddDevice(AlpacaDevice):
                 return lambda: 1
 
         return Fake()
+
+
+class _OddDevice(AlpacaDevice):
+    server_class = _OddServer
 
 
 def test_unpicklable_exceptions_and_values_cross_as_text():

@@ -497,3 +497,34 @@ def test_exit_code_is_never_lost_to_the_reader_thread():
             q.close()
             q.join_thread()
     assert codes == [-signal.SIGKILL] * 10
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
+def test_stop_leaves_no_fd_and_no_thread_behind(start_method):
+    """The pipe ends, the owner thread, its wake-up pipe and the send socket all go with stop()."""
+
+    def fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    def run_one(poll: bool) -> None:
+        dev = AlpacaDevice(emu.address, "Focuser", 0, "fds", None, start_method=start_method, call_timeout=10, http_timeout=2)
+        dev.start()
+        STARTED_PIDS.append(dev.pid)
+        try:
+            dev.get("Name")
+            if poll:
+                dev.start_poll("Position", 0.05)
+                assert wait_until(lambda: dev.poll_latest(), 5)
+                assert any(t.name.startswith("astra-owner") for t in threading.enumerate())
+        finally:
+            dev.stop()
+        assert dev.exitcode == 0
+        dev.close()  # multiprocessing's own fds (the process sentinel) go here, not in stop()
+
+    with Emulator() as emu:
+        run_one(False)  # warm-up: the forkserver and its pipes stay for the session
+        before, threads = fds(), set(threading.enumerate())
+        run_one(True)
+        assert fds() <= before, f"fds left behind: {sorted(fds() - before)}"
+        assert wait_until(lambda: set(threading.enumerate()) <= threads, 5), \
+            f"threads left behind: {[t.name for t in set(threading.enumerate()) - threads]}"

@@ -25,11 +25,12 @@ Data flow::
                                         fails every pending call, and every later one
 
 Why the callers write their own requests instead of handing them to the owner (CPython's pool
-hands them to its manager thread): a hand-off costs one more thread wake-up per call, and on
-this kit's 2-core machines a wake-up of a thread on the other CPU is the dearest step of a call
-(bench/README.md, "Device calls": +30-45 us per call measured with the hand-off). Writing needs
-no reply matching, so it needs no owner: the send lock keeps frames whole, and the write is
-non-blocking, so a stopped (SIGSTOP) child with a full pipe costs a caller at most its deadline.
+hands them to its manager thread): the hand-off is one more thread wake-up per call, measured at
++17-24 us from ``request()`` until the child has the request (bench.ipc_breakdown, four
+alternated pairs of runs), and on these 2-core machines thread wake-ups are the dearest step of
+a call after the process wake-ups (bench/README.md). Writing needs no reply matching, so it needs
+no owner: the send lock keeps frames whole, and every write is non-blocking, so a stopped
+(SIGSTOP) child with a full pipe costs a caller at most its deadline, whatever the frame's size.
 
 Deadlines are absolute ``time.monotonic()`` and travel with the request (astra.protocol).
 """

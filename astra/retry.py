@@ -19,7 +19,7 @@ are deterministic answers, never retried.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 CallKind = Literal["read", "method", "write"]
@@ -67,9 +67,6 @@ class RetryPolicy:
                 raise ValueError(f"unknown retry option(s) {unknown}; known: {sorted(known)}")
             return cls(**value)
         raise TypeError(f"retry must be a RetryPolicy, a dict or None, not {type(value).__name__}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""

@@ -38,6 +38,7 @@ Deadlines are absolute ``time.monotonic()`` and travel with the request (astra.p
 from __future__ import annotations
 
 import array
+import errno
 import itertools
 import logging
 import math
@@ -254,7 +255,7 @@ class DeviceChannel:
                 if remaining <= 0 or not self._out.poll(math.ceil(remaining * 1000)):
                     break
         except (OSError, ValueError) as exc:
-            if isinstance(exc, ValueError) or getattr(exc, "errno", None) == 9:  # EBADF: closed under us
+            if isinstance(exc, ValueError) or getattr(exc, "errno", None) == errno.EBADF:  # closed under us
                 raise ChannelClosed(f"[{self._name}] the pipe to the device process is closed",
                                     request=request, device_name=self._name) from exc
             kind = DeviceDead if self._exitcode() is not None else BrokenChannel

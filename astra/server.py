@@ -424,7 +424,7 @@ class DeviceServer:
                     pass
             # From here on a terminate() must end us at once, even while the queue flushes.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(-1)  # the wake-up pipe stays open: a pool thread may still stop() us
 
     def _exit_now(self) -> None:
         """End the process although a call still runs (its caller was told): the pool's threads

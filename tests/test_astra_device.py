@@ -303,6 +303,10 @@ def test_poll_latest_answers_at_once_while_a_long_call_holds_the_device():
             dev.stop(timeout=1)  # ends the in-flight call too
             t.join(10)
         assert isinstance(box["r"], AlpacaDeviceIPCError) and box["r"].reason == "stopped"
+        # the child exits at once and cleanly although a pool thread is still in its HTTP call,
+        # and what it logged on the way out reaches the queue
+        assert dev.exitcode == 0
+        assert wait_until(lambda: any("device process stopping" in t for t in col.logs("info")), 5)
 
 
 def _swallow(fn):

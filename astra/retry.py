@@ -19,7 +19,7 @@ are deterministic answers, never retried.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 CallKind = Literal["read", "method", "write"]
@@ -68,9 +68,6 @@ class RetryPolicy:
             return cls(**value)
         raise TypeError(f"retry must be a RetryPolicy, a dict or None, not {type(value).__name__}")
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
         wait = self.backoff_s * (self.backoff_factor ** max(0, retry_number - 1))
@@ -79,8 +76,3 @@ class RetryPolicy:
     def should_retry(self, kind: CallKind, cause: str, attempts: int) -> bool:
         """True when a call of ``kind`` that failed with ``cause`` after ``attempts`` tries may be re-sent."""
         return attempts < self.tries and cause in RETRYABLE_CAUSES.get(kind, frozenset())
-
-
-def is_retryable(kind: CallKind, cause: str) -> bool:
-    """Whether ``cause`` is safe to retry for ``kind`` at all, whatever the number of tries."""
-    return cause in RETRYABLE_CAUSES.get(kind, frozenset())

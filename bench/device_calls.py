@@ -1,14 +1,17 @@
 """AlpacaDevice calls through the pipe, against direct alpyca calls of the same members.
 
-Target (issue 6): ratio <= 1.15 for a property get, a property set and a method call (the
-original wrapper: about 1.5). The emulator runs in its own process so that neither client
-shares its GIL; rounds interleave direct and wrapped calls (order flipped every other round).
+Target (issues 6 and 9): ratio <= 1.15 for a property get, a property set and a method call
+(the original wrapper: about 1.5). The emulator runs in its own process so that neither client
+shares its GIL. Each round alternates single calls, direct then wrapped then direct ..., so that
+both sides meet the machine in the same state (here other jobs move call times by 50 % within
+seconds); a round's figure per side is the median of its calls (``--blocks``: the older way,
+a block of direct calls then a block of wrapped ones, order flipped every other round).
 Before timing, each case is run once more with the emulator's traffic log cleared, and the HTTP
 requests one call caused are printed: a wrapper that reads before it writes shows up there.
 A bare multiprocessing Pipe echo round trip (the floor for any process-per-device wrapper) is
 printed for scale.
 
-    python -m bench.device_calls [--calls 200] [--rounds 15] [--start-method spawn] [--mean]
+    python -m bench.device_calls [--calls 200] [--rounds 15] [--start-method spawn] [--blocks [--mean]]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 import urllib.request
 from typing import Any, Callable
 
-from bench.harness import interleave, machine, report
+from bench.harness import Series, interleave, machine, report
 from bench.procs import EmulatorProcess
 
 FOCUSER = '[[devices]]\ntype = "focuser"\n'
@@ -50,6 +53,21 @@ def _median_call(n: int, fn: Callable[[], Any]) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e6
+
+
+def _alternated(n: int, direct: Callable[[], Any], wrapped: Callable[[], Any]) -> tuple[float, float]:
+    """Medians (us) of ``n`` direct and ``n`` wrapped single calls, made one of each in turn."""
+    d_times, w_times = [], []
+    clock = time.perf_counter
+    for _ in range(n):
+        t0 = clock()
+        direct()
+        t1 = clock()
+        wrapped()
+        t2 = clock()
+        d_times.append(t1 - t0)
+        w_times.append(t2 - t1)
+    return statistics.median(d_times) * 1e6, statistics.median(w_times) * 1e6
 
 
 def _control(url: str, method: str, path: str) -> Any:
@@ -105,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--calls", type=int, default=200, help="calls per round and side")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--start-method", default="spawn", choices=("spawn", "fork", "forkserver"))
-    ap.add_argument("--mean", action="store_true", help="per round, the mean call time instead of the median call")
+    ap.add_argument("--blocks", action="store_true", help="per round, a block of direct calls then one of wrapped calls")
+    ap.add_argument("--mean", action="store_true", help="with --blocks: the mean call time instead of the median call")
     args = ap.parse_args(argv)
     from alpaca.focuser import Focuser
 
@@ -135,7 +154,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             dev.get("Position")  # connected and warm
             n = args.calls
             timer = _timed if args.mean else _median_call
-            print(f"figure per round: {'mean' if args.mean else 'median'} of {n} single calls")
+            if args.blocks:
+                print(f"figure per round: {'mean' if args.mean else 'median'} of {n} single calls, in blocks")
+            else:
+                print(f"figure per round: median of {n} single calls per side, direct and wrapped calls alternated")
             cases = {
                 "get Position": (lambda: direct.Position, lambda: dev.get("Position")),
                 "set TempComp": (lambda: setattr(direct, "TempComp", False), lambda: dev.set("TempComp", False)),
@@ -151,11 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for _ in range(20):  # warm both paths
                     d()
                     w()
-                series = interleave(
-                    args.rounds,
-                    {"direct alpyca": lambda d=d: timer(n, d), "AlpacaDevice": lambda w=w: timer(n, w)},
-                    "us/call",
-                )
+                if args.blocks:
+                    series = interleave(
+                        args.rounds,
+                        {"direct alpyca": lambda d=d: timer(n, d), "AlpacaDevice": lambda w=w: timer(n, w)},
+                        "us/call",
+                    )
+                else:
+                    series = {k: Series(k, "us/call") for k in ("direct alpyca", "AlpacaDevice")}
+                    for _ in range(args.rounds):
+                        dm, wm = _alternated(n, d, w)
+                        series["direct alpyca"].values.append(dm)
+                        series["AlpacaDevice"].values.append(wm)
                 ratio = report(f"{name}: AlpacaDevice vs direct alpyca", series, "direct alpyca", 1.15)["AlpacaDevice"]
                 added = series["AlpacaDevice"].median - series["direct alpyca"].median
                 print(f"{'':<44} added by the wrapper: {added:+.1f} us/call")

@@ -1,10 +1,10 @@
 """Where an AlpacaDevice.get spends its time, stage by stage (a diagnostic, not a target).
 
-Patches timestamps into astra's internals (``BackChannel.recv``/``reply``, ``AlpacaDevice._run_op``
-/``_attempt``, ``FrontChannel._dispatch``) and starts the device with fork, so the child inherits
-the patches; the child sends its stamps back inside each reply. All stamps are
-``time.monotonic()``, one clock for every process on the host. Because it depends on private
-names, it stops with a clear message when astra changes them.
+Patches timestamps into astra's internals (``DeviceServer._dispatch``/``_serve``,
+``DeviceCalls.attempt``, ``ServerChannel.reply``, ``DeviceChannel._take``) and starts the
+device with fork, so the child inherits the patches; the child sends its stamps back inside
+each reply. All stamps are ``time.monotonic()``, one clock for every process on the host.
+Because it depends on private names, it stops with a clear message when astra changes them.
 
     python -m bench.ipc_breakdown [--calls 600] [--op get|set]
 """
@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``
 import argparse
 import multiprocessing
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -27,13 +28,13 @@ from bench.harness import machine, percentile
 from bench.procs import EmulatorProcess, QueueDrainer
 
 STAGES = (
-    "caller send -> child listener has it",
-    "listener -> worker thread starts",
-    "worker -> HTTP call starts",
+    "caller request() -> child listener has it",
+    "listener -> pool thread starts the call",
+    "pool thread -> HTTP call starts",
     "HTTP call (alpyca, in the child)",
     "HTTP end -> reply sent",
-    "reply sent -> caller's reader has it",
-    "reader -> calling thread returns",
+    "reply sent -> caller's owner thread has it",
+    "owner thread -> calling thread returns",
     "total AlpacaDevice.get",
     "direct alpyca (same loop, for scale)",
 )
@@ -41,31 +42,30 @@ STAGES = (
 
 def _patch() -> dict[str, float]:
     """Install the stamps; returns the caller-side stamp dict."""
-    from astra import alpaca_device_process as adp
-    from astra import ipc
+    from astra import calls, ipc, server
 
-    for owner, name in ((ipc.BackChannel, "recv"), (ipc.BackChannel, "reply"), (ipc.FrontChannel, "_dispatch"),
-                        (adp.AlpacaDevice, "_run_op"), (adp.AlpacaDevice, "_attempt")):
+    for owner, name in ((server.DeviceServer, "_dispatch"), (server.DeviceServer, "_serve"), (calls.DeviceCalls, "attempt"),
+                        (server.ServerChannel, "reply"), (ipc.DeviceChannel, "_take")):
         if not hasattr(owner, name):
             raise SystemExit(f"astra no longer has {owner.__name__}.{name}: update bench/ipc_breakdown.py")
     child: dict[Any, dict[str, float]] = {}
     caller: dict[str, float] = {}
     mono = time.monotonic
-    recv, reply, dispatch = ipc.BackChannel.recv, ipc.BackChannel.reply, ipc.FrontChannel._dispatch
-    run_op, attempt = adp.AlpacaDevice._run_op, adp.AlpacaDevice._attempt
+    tls = threading.local()
+    dispatch, serve = server.DeviceServer._dispatch, server.DeviceServer._serve
+    attempt, reply, take = calls.DeviceCalls.attempt, server.ServerChannel.reply, ipc.DeviceChannel._take
 
-    def p_recv(self: Any, timeout: float) -> Any:
-        msg = recv(self, timeout)
-        if msg is not None:
-            child.setdefault(msg[1], {})["recv"] = mono()
-        return msg
+    def p_dispatch(self: Any, call: Any) -> Any:
+        child.setdefault(call.rid, {})["recv"] = mono()
+        return dispatch(self, call)
 
-    def p_run_op(self: Any, msg: tuple) -> Any:
-        child.setdefault(msg[1], {})["worker"] = mono()
-        return run_op(self, msg)
+    def p_serve(self: Any, op: Any, call: Any) -> Any:
+        child.setdefault(call.rid, {})["worker"] = mono()
+        tls.rid = call.rid
+        return serve(self, op, call)
 
     def p_attempt(self: Any, kind: str, method: str, fn: Any, deadline: Any) -> Any:
-        rid = getattr(self._tls, "rid", None)
+        rid = getattr(tls, "rid", None)
         child.setdefault(rid, {})["http0"] = mono()
         try:
             return attempt(self, kind, method, fn, deadline)
@@ -77,13 +77,12 @@ def _patch() -> dict[str, float]:
         stamps["reply"] = mono()
         return reply(self, rid, ok, (value, stamps) if ok else value)
 
-    def p_dispatch(self: Any, msg: Any) -> Any:
-        if msg and msg[0] == ipc.REPLY:
-            caller["reader"] = mono()
-        return dispatch(self, msg)
+    def p_take(self: Any, rid: int) -> Any:
+        caller["owner"] = mono()
+        return take(self, rid)
 
-    ipc.BackChannel.recv, ipc.BackChannel.reply, ipc.FrontChannel._dispatch = p_recv, p_reply, p_dispatch
-    adp.AlpacaDevice._run_op, adp.AlpacaDevice._attempt = p_run_op, p_attempt
+    server.DeviceServer._dispatch, server.DeviceServer._serve = p_dispatch, p_serve
+    calls.DeviceCalls.attempt, server.ServerChannel.reply, ipc.DeviceChannel._take = p_attempt, p_reply, p_take
     return caller
 
 
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 _, st = wrapped()
                 t9 = mono()
                 values = (st["recv"] - t0, st["worker"] - st["recv"], st["http0"] - st["worker"], st["http1"] - st["http0"],
-                          st["reply"] - st["http1"], caller["reader"] - st["reply"], t9 - caller["reader"], t9 - t0)
+                          st["reply"] - st["http1"], caller["owner"] - st["reply"], t9 - caller["owner"], t9 - t0)
                 for name, v in zip(STAGES, values):
                     segs[name].append(v * 1e6)
                 a = mono()

@@ -12,6 +12,7 @@ import pytest
 
 from astra import recorder
 from astra.alpaca_device_process import AlpacaDevice, AlpacaDeviceIPCError, RemoteDeviceError
+from astra.server import DeviceServer
 from emulator import Emulator
 from support import wait_until
 from test_astra_support import (  # noqa: F401 - the module-level leak check is a fixture
@@ -302,6 +303,10 @@ def test_poll_latest_answers_at_once_while_a_long_call_holds_the_device():
             dev.stop(timeout=1)  # ends the in-flight call too
             t.join(10)
         assert isinstance(box["r"], AlpacaDeviceIPCError) and box["r"].reason == "stopped"
+        # the child exits at once and cleanly although a pool thread is still in its HTTP call,
+        # and what it logged on the way out reaches the queue
+        assert dev.exitcode == 0
+        assert wait_until(lambda: any("device process stopping" in t for t in col.logs("info")), 5)
 
 
 def _swallow(fn):
@@ -397,10 +402,10 @@ def test_manager_queue_and_recorder_end_to_end(tmp_path):
         assert rows == [(description,)]
 
 
-class _OddDevice(AlpacaDevice):
+class _OddServer(DeviceServer):
     """Its device object raises an exception class that cannot be pickled, and returns an unpicklable value."""
 
-    def _make_device(self):
+    def make_device(self):
         class WeirdError(Exception):  # local class: pickle cannot find it
             pass
 
@@ -417,6 +422,10 @@ class _OddDevice(AlpacaDevice):
                 return lambda: 1
 
         return Fake()
+
+
+class _OddDevice(AlpacaDevice):
+    server_class = _OddServer
 
 
 def test_unpicklable_exceptions_and_values_cross_as_text():
@@ -492,3 +501,34 @@ def test_exit_code_is_never_lost_to_the_reader_thread():
             q.close()
             q.join_thread()
     assert codes == [-signal.SIGKILL] * 10
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
+def test_stop_leaves_no_fd_and_no_thread_behind(start_method):
+    """The pipe ends, the owner thread, its wake-up pipe and the send socket all go with stop()."""
+
+    def fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    def run_one(poll: bool) -> None:
+        dev = AlpacaDevice(emu.address, "Focuser", 0, "fds", None, start_method=start_method, call_timeout=10, http_timeout=2)
+        dev.start()
+        STARTED_PIDS.append(dev.pid)
+        try:
+            dev.get("Name")
+            if poll:
+                dev.start_poll("Position", 0.05)
+                assert wait_until(lambda: dev.poll_latest(), 5)
+                assert any(t.name.startswith("astra-owner") for t in threading.enumerate())
+        finally:
+            dev.stop()
+        assert dev.exitcode == 0
+        dev.close()  # multiprocessing's own fds (the process sentinel) go here, not in stop()
+
+    with Emulator() as emu:
+        run_one(False)  # warm-up: the forkserver and its pipes stay for the session
+        before, threads = fds(), set(threading.enumerate())
+        run_one(True)
+        assert fds() <= before, f"fds left behind: {sorted(fds() - before)}"
+        assert wait_until(lambda: set(threading.enumerate()) <= threads, 5), \
+            f"threads left behind: {[t.name for t in set(threading.enumerate()) - threads]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import pickle
 import queue
 import sqlite3
@@ -262,3 +263,17 @@ def wait_for_count(rec: recorder.Recorder, n: int) -> bool:
     from support import wait_until
 
     return bool(wait_until(lambda: rec.recorded >= n, 5.0))
+
+
+def test_only_the_spec_crosses_to_the_device_process():
+    q: queue.Queue = queue.Queue()
+    dev = AlpacaDevice("127.0.0.1:1", "Focuser", 3, "focus", q, http_timeout=1.5, workers=2)
+    state = dev.__getstate__()
+    spec = state["_spec"]
+    assert (spec.ip, spec.device_type, spec.device_number, spec.device_name, spec.queue) == ("127.0.0.1:1", "Focuser", 3, "focus", q)
+    assert (spec.http_timeout, spec.workers, spec.conn) == (1.5, 2, dev.back_pipe)
+    caller_side = {"lock", "_channel", "_cache", "_cache_lock", "_state", "_backend", "front_pipe", "back_pipe", "queue"}
+    assert not caller_side & set(state), sorted(caller_side & set(state))
+    assert set(state) - {"_spec", "_start_method", "_crosses"} <= set(vars(multiprocessing.Process()))
+    dev.front_pipe.close()
+    dev.back_pipe.close()

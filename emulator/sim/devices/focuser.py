@@ -6,8 +6,9 @@ come from the device's seeded RNG: the same seed gives the same night, and tests
 
 Temperature compensation, when on and the focuser is at rest, shifts the position by
 ``tempcomp_steps_per_c`` per degree of change since it last came to rest. Since IFocuserV3 a
-Move while TempComp is on is allowed (only IFocuserV2 and earlier raised InvalidOperation);
-``tempcomp_blocks_move`` brings the old behaviour back to rehearse clients against old drivers.
+Move while TempComp is on is allowed; below interface version 3 it raises InvalidOperation, as
+IFocuserV2 drivers did (``tempcomp_blocks_move`` states it explicitly, and must agree).
+An IFocuserV1 has ``Link`` instead of ``Connected``; Link is served (versions 1-3) as the connection.
 
 For rehearsals the control API can make the focuser "Stuck": moves are accepted and IsMoving
 stays true, but the position never changes until the focuser is halted or unstuck.
@@ -40,8 +41,8 @@ class FocuserConfig(DeviceConfig):
     temperature_period_s: float = Field(7200.0, gt=0, description="Period of the slowest temperature drift (s)")
     temp_comp_available: bool = Field(True, description="TempCompAvailable: temperature compensation exists")
     tempcomp_steps_per_c: float = Field(-25.0, description="Position change per deg C while TempComp is on")
-    tempcomp_blocks_move: bool = Field(
-        False, description="Move while TempComp is on answers InvalidOperation (IFocuserV2 behaviour)"
+    tempcomp_blocks_move: bool | None = Field(
+        None, description="Move while TempComp is on answers InvalidOperation (default: below interface version 3, as IFocuserV2 did)"
     )
 
     @model_validator(mode="after")
@@ -131,6 +132,14 @@ class Focuser(Device):
 
     # -- members ----------------------------------------------------------------------------------
 
+    @get("link", connection=False)
+    def get_link(self) -> bool:
+        return self.get_connected()
+
+    @put("link", connection=False, Link=bool)
+    def put_link(self, Link: bool) -> None:
+        self.put_connected(Link)
+
     @get("absolute")
     def absolute(self) -> bool:
         return self.config.absolute
@@ -190,7 +199,8 @@ class Focuser(Device):
 
     @put("move", Position=int)
     def move(self, Position: int) -> None:
-        if self._tempcomp and self.config.tempcomp_blocks_move:
+        blocks = self.config.tempcomp_blocks_move
+        if self._tempcomp and (blocks if blocks is not None else self.interface_version < 3):
             raise InvalidOperation("Move is not allowed while temperature compensation (TempComp) is on")
         if self.config.absolute:
             if not 0 <= Position <= self.config.max_step:

@@ -76,10 +76,9 @@ class Emulator:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
         overrides = {k: v for k, v in (("time_scale", time_scale), ("seed", seed)) if v is not None}
         if overrides:
-            cfg = config_from_dict(
-                {**cfg.model_dump(mode="python"), "emulator": {**cfg.emulator.model_dump(), **overrides}},
-                "Emulator arguments",
-            )
+            # only the settings are validated again: the devices keep which options were given
+            settings = config_from_dict({"emulator": {**cfg.emulator.model_dump(), **overrides}}, "Emulator arguments")
+            cfg = cfg.model_copy(update={"emulator": settings.emulator})
         self.config = cfg
         self.host = host
         self._requested_port = port

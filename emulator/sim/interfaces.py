@@ -228,7 +228,7 @@ OPTION_RULES: tuple[OptionRule, ...] = (
     _needs("camera", "supports_sub_exposure", "subexposureduration", _on),
     _needs("camera", "readout_modes", "readoutmodes", lambda v: True),
     _needs("camera", "sensor", "sensortype", lambda v: v != "mono"),
-    _needs("telescope", "axis_rates", "axisrates", lambda v: True),
+    _needs("telescope", "axis_rates", "axisrates", lambda v: v is not None),
     _needs("telescope", "tracking_rates", "trackingrates", lambda v: True),
     _needs("telescope", "can_move_axis", "moveaxis", _on),
     _needs("switch", "switches", "setasync", lambda v: any(s.can_async for s in v)),

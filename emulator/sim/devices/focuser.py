@@ -17,13 +17,15 @@ stays true, but the position never changes until the focuser is halted or unstuc
 from __future__ import annotations
 
 import math
+import threading
+import time
 from typing import Any, Callable, Literal
 
 from pydantic import Field, model_validator
 
 from emulator.sim.clock import SimClock
 from emulator.sim.devices.base import Device, DeviceConfig, get, put
-from emulator.sim.errors import InvalidOperation, InvalidValue
+from emulator.sim.errors import AscomError, InvalidOperation, InvalidValue
 
 
 class FocuserConfig(DeviceConfig):
@@ -43,6 +45,11 @@ class FocuserConfig(DeviceConfig):
     tempcomp_steps_per_c: float = Field(-25.0, description="Position change per deg C while TempComp is on")
     tempcomp_blocks_move: bool | None = Field(
         None, description="Move while TempComp is on answers InvalidOperation (default: below interface version 3, as IFocuserV2 did)"
+    )
+
+    synchronous: bool = Field(False, description="Move returns only when the move is over (IsMoving is then False)")
+    sync_wait_limit_s: float = Field(
+        120.0, gt=0, le=3600, description="Wall seconds a synchronous Move waits before giving up with a DriverException"
     )
 
     @model_validator(mode="after")
@@ -74,6 +81,7 @@ class Focuser(Device):
         # TempComp reference: (position, temperature) when the focuser last came to rest
         self._comp_anchor: tuple[float, float] | None = None
         self._phases = [self.rng.uniform(0, 2 * math.pi) for _ in range(3)]
+        self._moved = threading.Condition(self.lock)  # wakes synchronous Moves (halt, stuck, a new move)
 
     # -- temperature ------------------------------------------------------------------------------
 
@@ -196,6 +204,21 @@ class Focuser(Device):
         self._require(self.config.can_halt, "Halt", "this focuser cannot be stopped once moving")
         if self._is_moving():
             self._rest_here()
+        self._moved.notify_all()
+
+    def _wait_for_move(self) -> None:
+        """Block a synchronous Move until it is over, without holding the device lock."""
+        deadline = time.monotonic() + self.config.sync_wait_limit_s
+        motion = self._motion
+        while self._is_moving() and self._motion is motion:  # over, halted, or replaced by another Move
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AscomError(f"the move did not finish within {self.config.sync_wait_limit_s:g} s (poll IsMoving or Halt)")
+            start_t, start, target = motion
+            end_t = start_t + abs(target - start) / self.config.speed_steps_s
+            until_done = remaining if self._stuck else self.clock.to_wall(max(0.0, end_t - self.clock.now()))
+            # Condition.wait releases the device lock entirely while waiting, even if held twice.
+            self._moved.wait(timeout=min(remaining, max(0.005, until_done + 0.002), 0.25))
 
     @put("move", Position=int)
     def move(self, Position: int) -> None:
@@ -224,6 +247,9 @@ class Focuser(Device):
                 self._comp_anchor = (start, self._temperature_at(self.clock.now()))
             return
         self._motion = (self.clock.now(), start, target)
+        self._moved.notify_all()
+        if self.config.synchronous:
+            self._wait_for_move()
 
     # -- simulation-only state --------------------------------------------------------------------
 
@@ -231,6 +257,7 @@ class Focuser(Device):
         return {"Stuck": self._stuck, "StepPosition": int(round(self._position()))}
 
     def _set_stuck(self, value: bool) -> None:
+        self._moved.notify_all()
         if value == self._stuck:
             return
         now = self.clock.now()

@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config, profile_config, with_profile
 from emulator.control import add_control_routes, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.faults.middleware import FaultMiddleware
@@ -41,7 +41,8 @@ class Emulator:
     """Serve simulated Alpaca devices in the background of this process.
 
     ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
-    path to a TOML file; None serves one device of each type. ``time_scale`` and ``seed``
+    path to a TOML file; None serves one device of each type. ``profile`` names a shipped profile
+    (:mod:`emulator.profiles`) to serve, with ``config`` (a dict or file) layered over it. ``time_scale`` and ``seed``
     override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
 
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
@@ -54,6 +55,7 @@ class Emulator:
         self,
         config: Any = None,
         *,
+        profile: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         threads: int = 8,
@@ -65,13 +67,15 @@ class Emulator:
         traffic_maxlen: int = 10000,
     ) -> None:
         if config is None:
-            cfg = default_config()
+            cfg = profile_config(profile, source=f"profile {profile!r}") if profile else default_config()
         elif isinstance(config, EmulatorConfig):
+            if profile is not None:
+                raise TypeError("profile needs a config dict or file to layer over it, not an EmulatorConfig")
             cfg = config.model_copy(deep=True)
         elif isinstance(config, dict):
-            cfg = config_from_dict(config)
+            cfg = config_from_dict(with_profile(config, profile, "<config>"))
         elif isinstance(config, (str, Path)):
-            cfg = load_config(config)
+            cfg = load_config(config, profile)
         else:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
         overrides = {k: v for k, v in (("time_scale", time_scale), ("seed", seed)) if v is not None}

@@ -10,7 +10,7 @@ import threading
 
 from pydantic import ValidationError
 
-from emulator import Emulator
+from emulator import Emulator, profiles
 from emulator.config import ConfigError, EmulatorSettings
 from emulator.validation import describe_errors
 
@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=11111, help="HTTP port (default 11111; 0 picks a free port)")
     p.add_argument("--config", metavar="FILE", help="TOML config (default: one device of each type)")
+    p.add_argument("--profile", metavar="NAME", help="serve a shipped profile (with --config: the config is layered over it)")
+    p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.add_argument(
         "--discovery-port",
         type=lambda text: -1 if text.strip() == "-1" else _port(text),
@@ -72,11 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_profiles:
+        for name in profiles.names():
+            print(f"{name:20} {profiles.describe(name)}")
+        return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     discovery = None if (args.no_discovery or args.discovery_port < 0) else args.discovery_port
     try:
         emu = Emulator(
             args.config,
+            profile=args.profile,
             host=args.host,
             port=args.port,
             threads=args.threads,

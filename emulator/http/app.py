@@ -23,6 +23,7 @@ from emulator.http import imagearray
 from emulator.http.management import ServerDescription, add_management_routes
 from emulator.http.protocol import JSON, TEXT, BadRequest, Params, ServerTransactions, envelope, request_params
 from emulator.http.setup import add_setup_routes
+from emulator.http.simulator import add_simulator_routes
 from emulator.sim import interfaces
 from emulator.sim.devices import DEVICE_CLASSES
 from emulator.sim.devices.base import Device, Member
@@ -110,6 +111,7 @@ def build_app(
     app.add_route("/api/v1/{device_type}/{device_number}/{member}", DeviceResource(registry, transactions))
     add_management_routes(app, registry, description, transactions)
     add_setup_routes(app, registry, description)
+    add_simulator_routes(app, registry, transactions)
 
     def not_alpaca(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         bad_request(resp, f"'{req.path}' is not a valid Alpaca path (expected /api/v1/<device_type>/<n>/<member>)")

@@ -551,12 +551,12 @@ class Camera(Device):
 
     @get("gainmin")
     def gainmin(self) -> int:
-        self._require(self.config.gain_mode == "value", "GainMin", "the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMin", "the camera is not in gain value mode (GainMin/GainMax)")
         return self.config.gain_min
 
     @get("gainmax")
     def gainmax(self) -> int:
-        self._require(self.config.gain_mode == "value", "GainMax", "the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMax", "the camera is not in gain value mode (GainMin/GainMax)")
         return self.config.gain_max
 
     @get("gains")
@@ -581,12 +581,12 @@ class Camera(Device):
 
     @get("offsetmin")
     def offsetmin(self) -> int:
-        self._require(self.config.offset_mode == "value", "OffsetMin", "the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMin", "the camera is not in offset value mode (OffsetMin/OffsetMax)")
         return self.config.offset_min
 
     @get("offsetmax")
     def offsetmax(self) -> int:
-        self._require(self.config.offset_mode == "value", "OffsetMax", "the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMax", "the camera is not in offset value mode (OffsetMin/OffsetMax)")
         return self.config.offset_max
 
     @get("offsets")

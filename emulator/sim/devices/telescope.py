@@ -194,6 +194,9 @@ class TelescopeConfig(DeviceConfig):
         description="AxisRates per axis (primary, secondary, tertiary), each a list of {minimum, maximum} deg/s; "
         "an axis with none cannot MoveAxis (default: 0..max_move_rate_deg_s on the primary and secondary axes)",
     )
+    synchronous_slews: bool = Field(
+        True, description="False: SlewToCoordinates, SlewToTarget and SlewToAltAz answer NotImplemented although CanSlew/CanSlewAltAz are true (as OmniSim does)"
+    )
     sync_wait_limit_s: float = Field(
         120.0, gt=0, le=3600, description="Wall seconds a synchronous slew waits before giving up with a DriverException"
     )
@@ -913,6 +916,7 @@ class Telescope(Device):
 
     @put("slewtocoordinates", RightAscension=float, Declination=float)
     def slewtocoordinates(self, RightAscension: float, Declination: float) -> None:
+        self._require(self.config.synchronous_slews, "SlewToCoordinates", "this mount slews asynchronously only")
         self._equatorial_slew("SlewToCoordinates", RightAscension, Declination, self.config.can_slew, "CanSlew")
         self._wait_for_slew()
 
@@ -924,6 +928,7 @@ class Telescope(Device):
 
     @put("slewtotarget")
     def slewtotarget(self) -> None:
+        self._require(self.config.synchronous_slews, "SlewToTarget", "this mount slews asynchronously only")
         self._require(self.config.can_slew, "SlewToTarget", "CanSlew is false")
         ra, dec = self._target("SlewToTarget")
         self._equatorial_slew("SlewToTarget", ra, dec, True, "CanSlew")
@@ -935,6 +940,7 @@ class Telescope(Device):
 
     @put("slewtoaltaz", Azimuth=float, Altitude=float)
     def slewtoaltaz(self, Azimuth: float, Altitude: float) -> None:
+        self._require(self.config.synchronous_slews, "SlewToAltAz", "this mount slews asynchronously only")
         self._altaz_slew("SlewToAltAz", Azimuth, Altitude, self.config.can_slew_altaz, "CanSlewAltAz")
         self._wait_for_slew()
 

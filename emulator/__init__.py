@@ -15,6 +15,8 @@ so several emulators in one process, or one per pytest-xdist worker, never share
 from __future__ import annotations
 
 import logging
+import ssl
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,11 @@ from emulator.control import add_control_routes, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.faults.middleware import FaultMiddleware
 from emulator.http.app import build_app
+from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
 from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.certificate import make_self_signed
 from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
@@ -49,6 +53,11 @@ class Emulator:
     request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
     API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
     serves loopback clients only).
+
+    ``basic_auth`` (``(user, password)`` or ``"user:password"``) and/or ``api_token`` make every
+    request but the control API's need those credentials (401 otherwise: :mod:`emulator.http.auth`).
+    ``https`` serves TLS with a self-signed certificate made at start (``emu.cert_path``; in
+    ``cert_dir`` if given, else a temporary folder removed at stop).
     """
 
     def __init__(
@@ -65,6 +74,10 @@ class Emulator:
         control: bool = True,
         control_token: str | None = None,
         traffic_maxlen: int = 10000,
+        basic_auth: tuple[str, str] | str | None = None,
+        api_token: str | None = None,
+        https: bool = False,
+        cert_dir: str | Path | None = None,
     ) -> None:
         if config is None:
             cfg = profile_config(profile, source=f"profile {profile!r}") if profile else default_config()
@@ -93,6 +106,14 @@ class Emulator:
         self.registry = None
         self.control = control
         self.control_token = control_token or None
+        if isinstance(basic_auth, str):
+            basic_auth = Credentials.parse_basic(basic_auth)
+        user, password = basic_auth if basic_auth is not None else (None, None)
+        self.credentials = Credentials(user, password, api_token) if (basic_auth is not None or api_token) else None
+        self.https = https
+        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self._tmp_cert_dir: tempfile.TemporaryDirectory | None = None
+        self.cert_path: Path | None = None
         self.faults = FaultSet(_ClockRef(self), cfg.emulator.seed)
         self.traffic = TrafficLog(traffic_maxlen)
         self._config_rules_added = False
@@ -106,7 +127,10 @@ class Emulator:
         self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
-        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()])
+        middleware: list = [FaultMiddleware()]
+        if self.credentials is not None:
+            middleware.append(AuthMiddleware(self.credentials))  # after the faults: as if they were on the wire
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):
@@ -116,8 +140,11 @@ class Emulator:
             for spec in self.config.faults:
                 self.faults.add(spec)
         layer = FaultLayer(self.faults, self.traffic, self.registry.clock)
-        self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads, layer=layer)
         try:
+            ssl_context = self._tls_context() if self.https else None
+            self._server = BackgroundServer(
+                self.app, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
+            )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
@@ -134,6 +161,25 @@ class Emulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._tmp_cert_dir is not None:
+            self._tmp_cert_dir.cleanup()
+            self._tmp_cert_dir = None
+            self.cert_path = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """A fresh self-signed certificate (in ``cert_dir``, else a private temporary folder removed
+        at stop) and the server context that uses it."""
+        if self._cert_dir is None:
+            self._tmp_cert_dir = tempfile.TemporaryDirectory(prefix="alpaca-emulator-tls-")
+            directory = Path(self._tmp_cert_dir.name)
+        else:
+            directory = self._cert_dir
+        files = make_self_signed(directory, self.host)
+        self.cert_path = files.cert_path
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(files.cert_path, files.key_path)
+        return context
 
     def __enter__(self) -> "Emulator":
         return self.start()
@@ -159,7 +205,12 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.protocol}://{self.address}"
+
+    @property
+    def protocol(self) -> str:
+        """``http`` or ``https``, as alpyca's ``protocol`` argument takes it."""
+        return "https" if self.https else "http"
 
     @property
     def discovery_port(self) -> int | None:

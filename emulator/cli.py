@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from emulator import Emulator, profiles
 from emulator.config import ConfigError, EmulatorSettings
+from emulator.http.auth import Credentials
 from emulator.validation import describe_errors
 
 
@@ -44,6 +45,13 @@ def _time_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{describe_errors(exc)[0][1]}, got {text!r}") from None
 
 
+def _basic_auth(text: str) -> tuple[str, str]:
+    try:
+        return Credentials.parse_basic(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alpaca-emulator", description="Serve simulated ASCOM Alpaca devices.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -68,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require 'Authorization: Bearer TOKEN' on the control API (without it, only loopback clients may use it)",
     )
+    p.add_argument("--basic-auth", metavar="USER:PASSWORD", type=_basic_auth, default=None,
+                   help="require HTTP Basic credentials on everything but the control API (401 without)")
+    p.add_argument("--api-token", metavar="TOKEN", default=None,
+                   help="require 'Authorization: Bearer TOKEN' on everything but the control API (with --basic-auth: either)")
+    p.add_argument("--https", action="store_true", help="serve HTTPS with a self-signed certificate made at start (its path is printed)")
+    p.add_argument("--cert-dir", metavar="DIR", default=None, help="with --https: write cert.pem and key.pem here (default: a temporary folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests and device events")
     return p
 
@@ -92,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             discovery_port=discovery,
             control=not args.no_control,
             control_token=args.control_token,
+            basic_auth=args.basic_auth,
+            api_token=args.api_token,
+            https=args.https,
+            cert_dir=args.cert_dir,
         )
         emu.start()
     except ConfigError as exc:
@@ -110,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"listening on {emu.url}", flush=True)
+    if emu.cert_path is not None:
+        print(f"certificate: {emu.cert_path}", flush=True)
     if emu.control:
         print(f"control API on {emu.url}/emulator/v1/" + (" (token required)" if emu.control_token else ""), flush=True)
     if emu.discovery_port is not None:

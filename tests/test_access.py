@@ -274,6 +274,13 @@ def _truncate_and_latency(tls: Emulator) -> None:
     with tls.faults.add(match={"member": "issafe"}, action={"kind": "latency", "ms": 300}, trigger={"count": 1}):
         resp = requests.get(tls.url + ISSAFE, verify=verify, timeout=TIMEOUT)
     assert resp.status_code == 200 and resp.elapsed.total_seconds() >= 0.3
+    with tls.faults.add(match={"member": "configureddevices"}, action={"kind": "slow_body", "bytes_per_s": 4000}, trigger={"count": 1}):
+        resp = requests.get(tls.url + "/management/v1/configureddevices", verify=verify, timeout=TIMEOUT)
+    assert resp.status_code == 200 and len(resp.json()["Value"]) == 10  # dribbled through TLS, whole
+    with tls.faults.add(match={"member": "issafe"}, action={"kind": "hang", "max_s": 0.5}, trigger={"count": 1}):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(tls.url + ISSAFE, verify=verify, timeout=TIMEOUT)  # closed after max_s, no answer
+    assert tls.traffic.entries(member="issafe")[-1].outcome == "hung"
 
 
 def test_refuse_over_https():

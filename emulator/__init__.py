@@ -15,17 +15,21 @@ so several emulators in one process, or one per pytest-xdist worker, never share
 from __future__ import annotations
 
 import logging
+import ssl
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config, profile_config, with_profile
 from emulator.control import add_control_routes, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.faults.middleware import FaultMiddleware
 from emulator.http.app import build_app
+from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
 from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.certificate import make_self_signed
 from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
@@ -41,19 +45,26 @@ class Emulator:
     """Serve simulated Alpaca devices in the background of this process.
 
     ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
-    path to a TOML file; None serves one device of each type. ``time_scale``, ``seed`` and
+    path to a TOML file; None serves one device of each type. ``profile`` names a shipped profile
+    (:mod:`emulator.profiles`) to serve, with ``config`` (a dict or file) layered over it. ``time_scale``, ``seed`` and
     ``lenient_ids`` override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
 
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
     request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
     API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
     serves loopback clients only).
+
+    ``basic_auth`` (``(user, password)`` or ``"user:password"``) and/or ``api_token`` make every
+    request but the control API's need those credentials (401 otherwise: :mod:`emulator.http.auth`).
+    ``https`` serves TLS with a self-signed certificate made at start (``emu.cert_path``; in
+    ``cert_dir`` if given, else a temporary folder removed at stop).
     """
 
     def __init__(
         self,
         config: Any = None,
         *,
+        profile: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         threads: int = 8,
@@ -64,25 +75,30 @@ class Emulator:
         control: bool = True,
         control_token: str | None = None,
         traffic_maxlen: int = 10000,
+        basic_auth: tuple[str, str] | str | None = None,
+        api_token: str | None = None,
+        https: bool = False,
+        cert_dir: str | Path | None = None,
     ) -> None:
         if config is None:
-            cfg = default_config()
+            cfg = profile_config(profile, source=f"profile {profile!r}") if profile else default_config()
         elif isinstance(config, EmulatorConfig):
+            if profile is not None:
+                raise TypeError("profile needs a config dict or file to layer over it, not an EmulatorConfig")
             cfg = config.model_copy(deep=True)
         elif isinstance(config, dict):
-            cfg = config_from_dict(config)
+            cfg = config_from_dict(with_profile(config, profile, "<config>"))
         elif isinstance(config, (str, Path)):
-            cfg = load_config(config)
+            cfg = load_config(config, profile)
         else:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
         overrides = {
             k: v for k, v in (("time_scale", time_scale), ("seed", seed), ("lenient_ids", lenient_ids)) if v is not None
         }
         if overrides:
-            cfg = config_from_dict(
-                {**cfg.model_dump(mode="python"), "emulator": {**cfg.emulator.model_dump(), **overrides}},
-                "Emulator arguments",
-            )
+            # only the settings are validated again: the devices keep which options were given
+            settings = config_from_dict({"emulator": {**cfg.emulator.model_dump(), **overrides}}, "Emulator arguments")
+            cfg = cfg.model_copy(update={"emulator": settings.emulator})
         self.config = cfg
         self.host = host
         self._requested_port = port
@@ -93,6 +109,14 @@ class Emulator:
         self.registry = None
         self.control = control
         self.control_token = control_token or None
+        if isinstance(basic_auth, str):
+            basic_auth = Credentials.parse_basic(basic_auth)
+        user, password = basic_auth if basic_auth is not None else (None, None)
+        self.credentials = Credentials(user, password, api_token) if (basic_auth is not None or api_token) else None
+        self.https = https
+        self._cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self._tmp_cert_dir: tempfile.TemporaryDirectory | None = None
+        self.cert_path: Path | None = None
         self.faults = FaultSet(_ClockRef(self), cfg.emulator.seed)
         self.traffic = TrafficLog(traffic_maxlen)
         self._config_rules_added = False
@@ -106,7 +130,10 @@ class Emulator:
         self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
-        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()], lenient_ids=settings.lenient_ids)
+        middleware: list = [FaultMiddleware()]
+        if self.credentials is not None:
+            middleware.append(AuthMiddleware(self.credentials))  # after the faults: as if they were on the wire
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware, lenient_ids=settings.lenient_ids)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):
@@ -116,8 +143,11 @@ class Emulator:
             for spec in self.config.faults:
                 self.faults.add(spec)
         layer = FaultLayer(self.faults, self.traffic, self.registry.clock)
-        self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads, layer=layer)
         try:
+            ssl_context = self._tls_context() if self.https else None
+            self._server = BackgroundServer(
+                self.app, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
+            )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
@@ -134,6 +164,25 @@ class Emulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._tmp_cert_dir is not None:
+            self._tmp_cert_dir.cleanup()
+            self._tmp_cert_dir = None
+            self.cert_path = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """A fresh self-signed certificate (in ``cert_dir``, else a private temporary folder removed
+        at stop) and the server context that uses it."""
+        if self._cert_dir is None:
+            self._tmp_cert_dir = tempfile.TemporaryDirectory(prefix="alpaca-emulator-tls-")
+            directory = Path(self._tmp_cert_dir.name)
+        else:
+            directory = self._cert_dir
+        files = make_self_signed(directory, self.host)
+        self.cert_path = files.cert_path
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(files.cert_path, files.key_path)
+        return context
 
     def __enter__(self) -> "Emulator":
         return self.start()
@@ -159,7 +208,12 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        return f"{self.protocol}://{self.address}"
+
+    @property
+    def protocol(self) -> str:
+        """``http`` or ``https``, as alpyca's ``protocol`` argument takes it."""
+        return "https" if self.https else "http"
 
     @property
     def discovery_port(self) -> int | None:

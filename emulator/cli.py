@@ -10,8 +10,9 @@ import threading
 
 from pydantic import ValidationError
 
-from emulator import Emulator
+from emulator import Emulator, profiles
 from emulator.config import ConfigError, EmulatorSettings
+from emulator.http.auth import Credentials
 from emulator.validation import describe_errors
 
 
@@ -44,11 +45,20 @@ def _time_scale(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{describe_errors(exc)[0][1]}, got {text!r}") from None
 
 
+def _basic_auth(text: str) -> tuple[str, str]:
+    try:
+        return Credentials.parse_basic(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alpaca-emulator", description="Serve simulated ASCOM Alpaca devices.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=11111, help="HTTP port (default 11111; 0 picks a free port)")
     p.add_argument("--config", metavar="FILE", help="TOML config (default: one device of each type)")
+    p.add_argument("--profile", metavar="NAME", help="serve a shipped profile (with --config: the config is layered over it)")
+    p.add_argument("--list-profiles", action="store_true", help="list the shipped profiles and exit")
     p.add_argument(
         "--discovery-port",
         type=lambda text: -1 if text.strip() == "-1" else _port(text),
@@ -72,17 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="require 'Authorization: Bearer TOKEN' on the control API (without it, only loopback clients may use it)",
     )
+    p.add_argument("--basic-auth", metavar="USER:PASSWORD", type=_basic_auth, default=None,
+                   help="require HTTP Basic credentials on everything but the control API (401 without)")
+    p.add_argument("--api-token", metavar="TOKEN", default=None,
+                   help="require 'Authorization: Bearer TOKEN' on everything but the control API (with --basic-auth: either)")
+    p.add_argument("--https", action="store_true", help="serve HTTPS with a self-signed certificate made at start (its path is printed)")
+    p.add_argument("--cert-dir", metavar="DIR", default=None, help="with --https: write cert.pem and key.pem here (default: a temporary folder)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests and device events")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list_profiles:
+        for name in profiles.names():
+            print(f"{name:20} {profiles.describe(name)}")
+        return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     discovery = None if (args.no_discovery or args.discovery_port < 0) else args.discovery_port
     try:
         emu = Emulator(
             args.config,
+            profile=args.profile,
             host=args.host,
             port=args.port,
             threads=args.threads,
@@ -92,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             discovery_port=discovery,
             control=not args.no_control,
             control_token=args.control_token,
+            basic_auth=args.basic_auth,
+            api_token=args.api_token,
+            https=args.https,
+            cert_dir=args.cert_dir,
         )
         emu.start()
     except ConfigError as exc:
@@ -110,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"listening on {emu.url}", flush=True)
+    if emu.cert_path is not None:
+        print(f"certificate: {emu.cert_path}", flush=True)
     if emu.control:
         print(f"control API on {emu.url}/emulator/v1/" + (" (token required)" if emu.control_token else ""), flush=True)
     if emu.discovery_port is not None:

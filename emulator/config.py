@@ -1,5 +1,7 @@
 """Emulator configuration: TOML in, validated models out, errors that name file, key and problem.
 
+    profile = "omnisim"    # optional: start from a shipped profile (emulator/profiles/), then override it
+
     [emulator]
     time_scale = 10        # simulated seconds per wall second
     seed = 42              # star fields, weather drift, seeded faults
@@ -14,7 +16,8 @@
     match = { device_type = "camera", member = "imagearray" }
     action = { kind = "latency", ms = 500 }
 
-Without a config the emulator serves one device of each of the ten types as device number 0.
+Without a config the emulator serves the "default" profile: one device of each of the ten types
+as device number 0.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emulator import profiles
 from emulator.faults import RuleSpec
 from emulator.sim.devices import DEVICE_CLASSES
 from emulator.validation import describe_errors, format_errors, union_tags
@@ -73,14 +77,22 @@ class EmulatorConfig(BaseModel):
 
 
 def default_config(**settings: Any) -> EmulatorConfig:
-    """One device of each of the ten types, as device number 0."""
-    return EmulatorConfig(
-        emulator=EmulatorSettings(**settings),
-        devices=[cls.config_class() for cls in DEVICE_CLASSES.values()],
-    )
+    """The "default" profile: one device of each of the ten types, as device number 0."""
+    return config_from_dict({"profile": "default", "emulator": settings}, "default profile")
+
+
+def profile_config(name: str, over: dict[str, Any] | None = None, source: str = "<config>") -> EmulatorConfig:
+    """Profile ``name``, with ``over`` (a config dict) layered on top of it."""
+    return config_from_dict({**(over or {}), "profile": name}, source)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> EmulatorConfig:
+    """Validate a config dict; a ``profile`` key names the profile it starts from."""
+    if isinstance(data, dict) and "profile" in data:
+        try:
+            data = profiles.resolve(data)
+        except profiles.ProfileError as exc:
+            raise ConfigError(format_errors(source, "configuration", [("profile", str(exc))])) from None
     try:
         return EmulatorConfig.model_validate(data)
     except ValidationError as exc:
@@ -88,8 +100,19 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Emulator
         raise ConfigError(format_errors(source, "configuration", errors)) from None
 
 
-def load_config(path: str | Path) -> EmulatorConfig:
-    """Read and validate a TOML config; ConfigError names the file, the key and the problem."""
+def with_profile(data: dict[str, Any], profile: str | None, source: str) -> dict[str, Any]:
+    """``data`` to be layered over ``profile`` (None: as it is); a config naming another profile is refused."""
+    if profile is None:
+        return data
+    named = data.get("profile")
+    if named is not None and named != profile:
+        raise ConfigError(format_errors(source, "configuration", [("profile", f"is {named!r}, but profile {profile!r} was asked for too; give one")]))
+    return {**data, "profile": profile}
+
+
+def load_config(path: str | Path, profile: str | None = None) -> EmulatorConfig:
+    """Read and validate a TOML config (layered over ``profile``, if given); ConfigError names the
+    file, the key and the problem."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -99,4 +122,4 @@ def load_config(path: str | Path) -> EmulatorConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(data, str(path))
+    return config_from_dict(with_profile(data, profile, str(path)), str(path))

@@ -53,7 +53,7 @@ def request_info(verb: str, path: str) -> RequestInfo:
     if len(parts) == 6 and parts[1] == "api":
         num = parts[4]
         return RequestInfo(verb, path, parts[3].lower(), int(num) if num.isdigit() and num.isascii() else None, parts[5].lower())
-    if len(parts) > 1 and parts[1] in ("management", "setup"):
+    if len(parts) > 1 and parts[1] in ("management", "setup", "simulator"):
         return RequestInfo(verb, path, parts[1], None, parts[-1].lower() or None)
     return RequestInfo(verb, path)
 

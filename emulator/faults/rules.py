@@ -8,7 +8,8 @@ kinds are the registered units of :mod:`emulator.faults.transport` and
 
 Matching names. Alpaca device calls are matched by ``device_type``/``device_number``/
 ``member``/``verb``; the management API as device_type ``"management"`` (member ``apiversions``,
-``description``, ``configureddevices``); the setup pages as ``"setup"``; UDP discovery as
+``description``, ``configureddevices``); the setup pages as ``"setup"``; OmniSim's simulator
+endpoints as ``"simulator"`` (member ``xmlprofile``, ``reset``, ``restart``); UDP discovery as
 ``"discovery"`` with verb ``"UDP"``. ``path`` matches the URL path with a shell glob
 (``/api/v1/camera/*/image*``). Absent keys match anything; member, device_type and path compare
 case-insensitively. Datagram kinds (``discovery_*``) act only on discovery, every other kind
@@ -36,7 +37,7 @@ from emulator.validation import describe_errors, union_tags
 
 DEVICE_TYPES: tuple[str, ...] = tuple(DEVICE_CLASSES)
 #: Non-device traffic that rules can match by device_type.
-SPECIAL_TYPES = ("management", "setup", "discovery")
+SPECIAL_TYPES = ("management", "setup", "simulator", "discovery")
 VERBS = ("GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH", "UDP")
 
 

@@ -23,6 +23,8 @@ from emulator.http import imagearray
 from emulator.http.management import ServerDescription, add_management_routes
 from emulator.http.protocol import JSON, TEXT, BadRequest, Params, ServerTransactions, envelope, request_params
 from emulator.http.setup import add_setup_routes
+from emulator.http.simulator import add_simulator_routes
+from emulator.sim import interfaces
 from emulator.sim.devices import DEVICE_CLASSES
 from emulator.sim.devices.base import Device, Member
 from emulator.sim.errors import AscomError
@@ -65,11 +67,12 @@ class DeviceResource:
         device = self.registry.get(device_type, int(device_number))
         if device is None:
             raise BadRequest(f"{device_type} device {int(device_number)} does not exist")
-        spec = device.members.get((verb, member))
+        spec = device.routes.get((verb, member))
         if spec is None:
-            verbs = device.member_verbs.get(member)
+            verbs = device.route_verbs.get(member)
             if verbs is None:
-                raise BadRequest(f"'{member}' is not a valid {device_type} member (members are lowercase)")
+                why = interfaces.absent_reason(device_type, member, device.interface_version)
+                raise BadRequest(f"'{member}' is not a valid {device_type} member " + (f"({why})" if why else "(members are lowercase)"))
             raise BadRequest(f"{device_type} member '{member}' does not accept {verb} (use {'/'.join(sorted(verbs))})")
         return device, spec
 
@@ -113,6 +116,7 @@ def build_app(
     app.add_route("/api/v1/{device_type}/{device_number}/{member}", DeviceResource(registry, transactions, lenient_ids))
     add_management_routes(app, registry, description, transactions, lenient_ids)
     add_setup_routes(app, registry, description)
+    add_simulator_routes(app, registry, transactions)
 
     def not_alpaca(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         bad_request(resp, f"'{req.path}' is not a valid Alpaca path (expected /api/v1/<device_type>/<n>/<member>)")

@@ -18,6 +18,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
 from emulator.serve.sockets import FaultLayer, FaultServer
+from emulator.serve.tls import TLSFaultServer
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,21 @@ class BackgroundServer:
         port: int = 0,
         threads: int = 8,
         layer: FaultLayer | None = None,
+        ssl_context: Any = None,
         **adjustments: Any,
     ) -> None:
-        """``layer`` serves through the fault layer (without it: plain waitress, for benchmarks)."""
+        """``layer`` serves through the fault layer (without it: plain waitress, for benchmarks);
+        ``ssl_context`` (an :class:`ssl.SSLContext`, with ``layer``) serves HTTPS (:mod:`emulator.serve.tls`)."""
         adjustments.setdefault("channel_timeout", 300)
         adjustments.setdefault("connection_limit", 1000)
         adjustments.setdefault("ident", "alpaca-rehearsal")
         adjustments.setdefault("clear_untrusted_proxy_headers", False)
         self.layer = layer
-        if layer is not None:
+        if ssl_context is not None:
+            if layer is None:
+                raise ValueError("HTTPS is served through the fault layer: give a layer with the ssl_context")
+            self.server = TLSFaultServer(app, layer, ssl_context, host=host, port=port, threads=threads, **adjustments)
+        elif layer is not None:
             self.server = FaultServer(app, layer, host=host, port=port, threads=threads, **adjustments)
         else:
             self.server = self.server_class(app, host=host, port=port, threads=threads, **adjustments)

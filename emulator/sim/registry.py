@@ -36,6 +36,14 @@ class Registry:
         with self._lock:
             self._devices = built
 
+    def reset_device(self, device_type: str, number: int) -> Device:
+        """Rebuild one device from its config (the others keep their state); KeyError if absent."""
+        old = self._devices[(device_type, number)]
+        fresh = DEVICE_CLASSES[device_type](old.config, self.clock, self.seed)
+        with self._lock:
+            self._devices = {**self._devices, (device_type, number): fresh}
+        return fresh
+
     def get(self, device_type: str, number: int) -> Device | None:
         return self._devices.get((device_type, number))
 

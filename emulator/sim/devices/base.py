@@ -18,8 +18,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from emulator.sim import interfaces
 from emulator.sim.clock import SimClock
 from emulator.sim.errors import ActionNotImplemented, InvalidOperation, InvalidValue, NotConnected, NotImplementedErr
 from emulator.version import __version__
@@ -73,6 +74,40 @@ class DeviceConfig(BaseModel):
     unique_id: str | None = Field(None, description="UniqueID in the management API (default: derived, stable)")
     connect_delay_s: float = Field(0.2, ge=0, le=600, description="How long Connecting stays true (simulated s)")
     connected: bool = Field(False, description="Start already connected")
+    interface_version: int | None = Field(
+        None, description="InterfaceVersion: members of later versions are unknown (HTTP 400); default the latest"
+    )
+    driver_info: str | None = Field(None, description="DriverInfo (default: the emulator's)")
+    driver_version: str | None = Field(None, description="DriverVersion (default: the emulator's version)")
+
+    @field_validator("interface_version")
+    @classmethod
+    def _known_version(cls, value: int | None, info: ValidationInfo) -> int | None:
+        device_type = info.data.get("type")
+        if value is None or device_type not in interfaces.LATEST:
+            return value
+        valid = interfaces.versions(device_type)
+        if value not in valid:
+            raise ValueError(
+                f"{device_type} never had interface version {value}; valid: {', '.join(map(str, valid))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fits_version(self) -> "DeviceConfig":
+        if self.interface_version is None or self.type not in interfaces.LATEST:
+            return self
+        conflicts = interfaces.option_conflicts(
+            self.type, self.interface_version, dict(self), self.model_fields_set
+        )
+        if conflicts:
+            raise ValueError("; ".join(conflicts))
+        return self
+
+    @property
+    def version(self) -> int:
+        """The interface version this device serves."""
+        return self.interface_version or interfaces.LATEST.get(self.type, 1)
 
 
 class Device:
@@ -89,6 +124,9 @@ class Device:
     members: ClassVar[dict[tuple[str, str], Member]] = {}
     #: ``member -> verbs``, for telling "unknown member" from "wrong verb".
     member_verbs: ClassVar[dict[str, frozenset[str]]] = {}
+    #: Per device: ``members`` and ``member_verbs`` of its interface version, which the router serves.
+    routes: dict[tuple[str, str], Member]
+    route_verbs: dict[str, frozenset[str]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -110,6 +148,8 @@ class Device:
         self.name = config.name or f"Rehearsal {self.type_name} {config.number}"
         self.rng = random.Random(f"{seed}:{self.device_type}:{config.number}")
         self.lock = threading.RLock()
+        self.interface_version = config.version
+        self.routes, self.route_verbs = interfaces.routes_for(type(self), self.interface_version)
         self._connected = config.connected
         # Platform 7 asynchronous connect/disconnect: (target state, sim time it completes)
         self._pending_connect: tuple[bool, float] | None = None
@@ -205,11 +245,13 @@ class Device:
 
     @get("driverinfo", connection=False)
     def driverinfo(self) -> str:
+        if self.config.driver_info is not None:
+            return self.config.driver_info
         return "alpaca-rehearsal emulator: a simulated Alpaca device for tests and fault rehearsals"
 
     @get("driverversion", connection=False)
     def driverversion(self) -> str:
-        return __version__
+        return self.config.driver_version if self.config.driver_version is not None else __version__
 
     @get("interfaceversion", connection=False)
     def interfaceversion(self) -> int:

@@ -59,6 +59,7 @@ class CameraConfig(DeviceConfig):
     has_shutter: bool = Field(True, description="HasShutter: a mechanical shutter (dark frames need no cover)")
 
     # capabilities
+    has_cooler: bool = Field(True, description="A cooler at all (False: CanSetCCDTemperature and CanGetCoolerPower are False)")
     can_set_ccd_temperature: bool = Field(True, description="CanSetCCDTemperature: a regulated cooler")
     can_get_cooler_power: bool = Field(True, description="CanGetCoolerPower")
     can_abort_exposure: bool = Field(True, description="CanAbortExposure")
@@ -121,6 +122,11 @@ class CameraConfig(DeviceConfig):
             raise ValueError(f"offset {self.offset} is outside offset_min..offset_max ({self.offset_min}..{self.offset_max})")
         if self.offset_mode == "index" and not 0 <= self.offset < len(self.offsets):
             raise ValueError(f"offset {self.offset} is not an index into offsets (0..{len(self.offsets) - 1})")
+        if not self.has_cooler:
+            for flag in ("can_set_ccd_temperature", "can_get_cooler_power"):
+                if flag in self.model_fields_set and getattr(self, flag):
+                    raise ValueError(f"{flag} = true contradicts has_cooler = false")
+                object.__setattr__(self, flag, False)
         if self.bias_adu > self.max_adu:
             raise ValueError(f"bias_adu {self.bias_adu} is above max_adu {self.max_adu}")
         return self
@@ -545,12 +551,12 @@ class Camera(Device):
 
     @get("gainmin")
     def gainmin(self) -> int:
-        self._require(self.config.gain_mode == "value", "GainMin", "the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMin", "the camera is not in gain value mode (GainMin/GainMax)")
         return self.config.gain_min
 
     @get("gainmax")
     def gainmax(self) -> int:
-        self._require(self.config.gain_mode == "value", "GainMax", "the camera is not in gain value mode")
+        self._require(self.config.gain_mode == "value", "GainMax", "the camera is not in gain value mode (GainMin/GainMax)")
         return self.config.gain_max
 
     @get("gains")
@@ -575,12 +581,12 @@ class Camera(Device):
 
     @get("offsetmin")
     def offsetmin(self) -> int:
-        self._require(self.config.offset_mode == "value", "OffsetMin", "the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMin", "the camera is not in offset value mode (OffsetMin/OffsetMax)")
         return self.config.offset_min
 
     @get("offsetmax")
     def offsetmax(self) -> int:
-        self._require(self.config.offset_mode == "value", "OffsetMax", "the camera is not in offset value mode")
+        self._require(self.config.offset_mode == "value", "OffsetMax", "the camera is not in offset value mode (OffsetMin/OffsetMax)")
         return self.config.offset_max
 
     @get("offsets")

@@ -33,6 +33,7 @@ class FilterWheelConfig(DeviceConfig):
         default_factory=lambda: [0, 12, 10, 15, -20, -8, -25],
         description="FocusOffsets: one focuser offset (steps) per slot, same length as names (None: all zero)",
     )
+    implements_names: bool = Field(True, description="False: Names reports 'Filter 1', 'Filter 2', ... (a wheel that knows no names)")
     slot_time_s: float = Field(1.0, ge=0, le=600, description="Simulated seconds to turn the wheel by one slot")
     unidirectional: bool = Field(False, description="The wheel only turns forward (else the shorter way round)")
     initial_position: int = Field(0, ge=0, description="Position at start (zero-based slot)")
@@ -83,6 +84,8 @@ class FilterWheel(Device):
 
     @get("names")
     def names(self) -> list[str]:
+        if not self.config.implements_names:
+            return [f"Filter {i + 1}" for i in range(self._slots)]
         return list(self.config.names)
 
     @get("focusoffsets")

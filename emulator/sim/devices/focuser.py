@@ -6,8 +6,9 @@ come from the device's seeded RNG: the same seed gives the same night, and tests
 
 Temperature compensation, when on and the focuser is at rest, shifts the position by
 ``tempcomp_steps_per_c`` per degree of change since it last came to rest. Since IFocuserV3 a
-Move while TempComp is on is allowed (only IFocuserV2 and earlier raised InvalidOperation);
-``tempcomp_blocks_move`` brings the old behaviour back to rehearse clients against old drivers.
+Move while TempComp is on is allowed; below interface version 3 it raises InvalidOperation, as
+IFocuserV2 drivers did (``tempcomp_blocks_move`` states it explicitly, and must agree).
+An IFocuserV1 has ``Link`` instead of ``Connected``; Link is served (versions 1-3) as the connection.
 
 For rehearsals the control API can make the focuser "Stuck": moves are accepted and IsMoving
 stays true, but the position never changes until the focuser is halted or unstuck.
@@ -16,13 +17,15 @@ stays true, but the position never changes until the focuser is halted or unstuc
 from __future__ import annotations
 
 import math
+import threading
+import time
 from typing import Any, Callable, Literal
 
 from pydantic import Field, model_validator
 
 from emulator.sim.clock import SimClock
 from emulator.sim.devices.base import Device, DeviceConfig, get, put
-from emulator.sim.errors import InvalidOperation, InvalidValue
+from emulator.sim.errors import AscomError, InvalidOperation, InvalidValue
 
 
 class FocuserConfig(DeviceConfig):
@@ -40,8 +43,13 @@ class FocuserConfig(DeviceConfig):
     temperature_period_s: float = Field(7200.0, gt=0, description="Period of the slowest temperature drift (s)")
     temp_comp_available: bool = Field(True, description="TempCompAvailable: temperature compensation exists")
     tempcomp_steps_per_c: float = Field(-25.0, description="Position change per deg C while TempComp is on")
-    tempcomp_blocks_move: bool = Field(
-        False, description="Move while TempComp is on answers InvalidOperation (IFocuserV2 behaviour)"
+    tempcomp_blocks_move: bool | None = Field(
+        None, description="Move while TempComp is on answers InvalidOperation (default: below interface version 3, as IFocuserV2 did)"
+    )
+
+    synchronous: bool = Field(False, description="Move returns only when the move is over (IsMoving is then False)")
+    sync_wait_limit_s: float = Field(
+        120.0, gt=0, le=3600, description="Wall seconds a synchronous Move waits before giving up with a DriverException"
     )
 
     @model_validator(mode="after")
@@ -73,6 +81,7 @@ class Focuser(Device):
         # TempComp reference: (position, temperature) when the focuser last came to rest
         self._comp_anchor: tuple[float, float] | None = None
         self._phases = [self.rng.uniform(0, 2 * math.pi) for _ in range(3)]
+        self._moved = threading.Condition(self.lock)  # wakes synchronous Moves (halt, stuck, a new move)
 
     # -- temperature ------------------------------------------------------------------------------
 
@@ -131,6 +140,14 @@ class Focuser(Device):
 
     # -- members ----------------------------------------------------------------------------------
 
+    @get("link", connection=False)
+    def get_link(self) -> bool:
+        return self.get_connected()
+
+    @put("link", connection=False, Link=bool)
+    def put_link(self, Link: bool) -> None:
+        self.put_connected(Link)
+
     @get("absolute")
     def absolute(self) -> bool:
         return self.config.absolute
@@ -187,10 +204,26 @@ class Focuser(Device):
         self._require(self.config.can_halt, "Halt", "this focuser cannot be stopped once moving")
         if self._is_moving():
             self._rest_here()
+        self._moved.notify_all()
+
+    def _wait_for_move(self) -> None:
+        """Block a synchronous Move until it is over, without holding the device lock."""
+        deadline = time.monotonic() + self.config.sync_wait_limit_s
+        motion = self._motion
+        while self._is_moving() and self._motion is motion:  # over, halted, or replaced by another Move
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AscomError(f"the move did not finish within {self.config.sync_wait_limit_s:g} s (poll IsMoving or Halt)")
+            start_t, start, target = motion
+            end_t = start_t + abs(target - start) / self.config.speed_steps_s
+            until_done = remaining if self._stuck else self.clock.to_wall(max(0.0, end_t - self.clock.now()))
+            # Condition.wait releases the device lock entirely while waiting, even if held twice.
+            self._moved.wait(timeout=min(remaining, max(0.005, until_done + 0.002), 0.25))
 
     @put("move", Position=int)
     def move(self, Position: int) -> None:
-        if self._tempcomp and self.config.tempcomp_blocks_move:
+        blocks = self.config.tempcomp_blocks_move
+        if self._tempcomp and (blocks if blocks is not None else self.interface_version < 3):
             raise InvalidOperation("Move is not allowed while temperature compensation (TempComp) is on")
         if self.config.absolute:
             if not 0 <= Position <= self.config.max_step:
@@ -214,6 +247,9 @@ class Focuser(Device):
                 self._comp_anchor = (start, self._temperature_at(self.clock.now()))
             return
         self._motion = (self.clock.now(), start, target)
+        self._moved.notify_all()
+        if self.config.synchronous:
+            self._wait_for_move()
 
     # -- simulation-only state --------------------------------------------------------------------
 
@@ -221,6 +257,7 @@ class Focuser(Device):
         return {"Stuck": self._stuck, "StepPosition": int(round(self._position()))}
 
     def _set_stuck(self, value: bool) -> None:
+        self._moved.notify_all()
         if value == self._stuck:
             return
         now = self.clock.now()

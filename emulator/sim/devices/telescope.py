@@ -36,7 +36,7 @@ from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.sim.clock import SimClock
 from emulator.sim.devices.base import Device, DeviceConfig, get, put
@@ -129,6 +129,20 @@ _UTC_RE = re.compile(
 )
 
 
+class AxisRate(BaseModel):
+    """One range of MoveAxis rates (deg/s), as AxisRates reports it."""
+
+    model_config = ConfigDict(extra="forbid")
+    minimum: float = Field(ge=0, le=90)
+    maximum: float = Field(ge=0, le=90)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AxisRate":
+        if self.maximum < self.minimum:
+            raise ValueError(f"maximum {self.maximum} is below minimum {self.minimum}")
+        return self
+
+
 class TelescopeConfig(DeviceConfig):
     type: Literal["telescope"] = "telescope"
     alignment_mode: Literal["german", "polar", "altaz"] = Field("german", description="Mount geometry (AlignmentMode)")
@@ -175,6 +189,14 @@ class TelescopeConfig(DeviceConfig):
     can_set_rates: bool = Field(True, description="CanSetRightAscensionRate and CanSetDeclinationRate")
     can_set_pier_side: bool = Field(True, description="CanSetPierSide (German mounts only)")
     can_move_axis: bool = Field(True, description="CanMoveAxis for the primary and secondary axes")
+    axis_rates: list[list[AxisRate]] | None = Field(
+        None, max_length=3,
+        description="AxisRates per axis (primary, secondary, tertiary), each a list of {minimum, maximum} deg/s; "
+        "an axis with none cannot MoveAxis (default: 0..max_move_rate_deg_s on the primary and secondary axes)",
+    )
+    synchronous_slews: bool = Field(
+        True, description="False: SlewToCoordinates, SlewToTarget and SlewToAltAz answer NotImplemented although CanSlew/CanSlewAltAz are true (as OmniSim does)"
+    )
     sync_wait_limit_s: float = Field(
         120.0, gt=0, le=3600, description="Wall seconds a synchronous slew waits before giving up with a DriverException"
     )
@@ -586,13 +608,20 @@ class Telescope(Device):
     def canmoveaxis(self, Axis: int) -> bool:
         if Axis not in (0, 1, 2):
             raise InvalidValue(f"CanMoveAxis: Axis {Axis} is invalid; valid axes are 0 (primary), 1 (secondary), 2 (tertiary)")
-        return self.config.can_move_axis and Axis in (0, 1)
+        return self.config.can_move_axis and bool(self._axis_rates(Axis))
+
+    def _axis_rates(self, axis: int) -> list[tuple[float, float]]:
+        """(minimum, maximum) rate ranges of an axis, as configured."""
+        c = self.config
+        if c.axis_rates is None:
+            return [(0.0, c.max_move_rate_deg_s)] if axis in (0, 1) else []
+        return [(r.minimum, r.maximum) for r in c.axis_rates[axis]] if axis < len(c.axis_rates) else []
 
     @get("axisrates", Axis=int)
     def axisrates(self, Axis: int) -> list[dict[str, float]]:
         if not self.canmoveaxis(Axis):
             return []
-        return [{"Maximum": self.config.max_move_rate_deg_s, "Minimum": 0.0}]
+        return [{"Maximum": hi, "Minimum": lo} for lo, hi in self._axis_rates(Axis)]
 
     # -- site and time ---------------------------------------------------------------------------
 
@@ -887,6 +916,7 @@ class Telescope(Device):
 
     @put("slewtocoordinates", RightAscension=float, Declination=float)
     def slewtocoordinates(self, RightAscension: float, Declination: float) -> None:
+        self._require(self.config.synchronous_slews, "SlewToCoordinates", "this mount slews asynchronously only")
         self._equatorial_slew("SlewToCoordinates", RightAscension, Declination, self.config.can_slew, "CanSlew")
         self._wait_for_slew()
 
@@ -898,6 +928,7 @@ class Telescope(Device):
 
     @put("slewtotarget")
     def slewtotarget(self) -> None:
+        self._require(self.config.synchronous_slews, "SlewToTarget", "this mount slews asynchronously only")
         self._require(self.config.can_slew, "SlewToTarget", "CanSlew is false")
         ra, dec = self._target("SlewToTarget")
         self._equatorial_slew("SlewToTarget", ra, dec, True, "CanSlew")
@@ -909,6 +940,7 @@ class Telescope(Device):
 
     @put("slewtoaltaz", Azimuth=float, Altitude=float)
     def slewtoaltaz(self, Azimuth: float, Altitude: float) -> None:
+        self._require(self.config.synchronous_slews, "SlewToAltAz", "this mount slews asynchronously only")
         self._altaz_slew("SlewToAltAz", Azimuth, Altitude, self.config.can_slew_altaz, "CanSlewAltAz")
         self._wait_for_slew()
 
@@ -1031,9 +1063,10 @@ class Telescope(Device):
             raise InvalidValue(f"MoveAxis: Axis {Axis} is invalid; valid axes are 0 (primary), 1 (secondary), 2 (tertiary)")
         if not self.canmoveaxis(Axis):
             raise NotImplementedErr(f"MoveAxis is not implemented for axis {Axis} (CanMoveAxis({Axis}) is false)")
-        limit = self.config.max_move_rate_deg_s
-        if not math.isfinite(Rate) or abs(Rate) > limit:
-            raise InvalidValue(f"MoveAxis Rate '{Rate}' is an invalid value. The valid range is: -{limit} to {limit} deg/s.")
+        ranges = self._axis_rates(Axis)
+        if not math.isfinite(Rate) or not (Rate == 0.0 or any(lo <= abs(Rate) <= hi for lo, hi in ranges)):
+            valid = ", ".join(f"{lo:g} to {hi:g}" for lo, hi in ranges)
+            raise InvalidValue(f"MoveAxis Rate '{Rate}' is an invalid value. The valid magnitudes are: {valid} deg/s (or 0 to stop).")
         self._not_parked("MoveAxis")
         now = self._update()
         if self._slew is not None:

@@ -43,6 +43,8 @@ from typing import Annotated, Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from emulator.validation import describe_errors
+
 log = logging.getLogger(__name__)
 
 DEVICE_TYPES = (
@@ -275,43 +277,6 @@ class RuleSpec(_Model):
 
 
 _RULE_ADAPTER = TypeAdapter(RuleSpec)
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as a key path, without discriminator tags: ``action.ms``."""
-    out = ""
-    prev: Any = None
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif prev == "action" and part in ACTION_KINDS:
-            pass  # the union tag pydantic inserts; not a key in the rule
-        else:
-            out += f".{part}" if out else str(part)
-        prev = part
-    return out or "(rule)"
-
-
-def describe_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """``(field, problem)`` for each error, with readable messages for the common cases."""
-    out = []
-    for err in exc.errors():
-        loc = format_loc(tuple(err["loc"]))
-        msg = err["msg"]
-        if err["type"] == "union_tag_invalid":
-            loc = f"{loc}.kind"
-            msg = f"unknown kind {err['input'].get('kind')!r}; valid kinds: {', '.join(ACTION_KINDS)}"
-        elif err["type"] == "union_tag_not_found":
-            loc = f"{loc}.kind"
-            msg = f"missing; valid kinds: {', '.join(ACTION_KINDS)}"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required"
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        out.append((loc, msg))
-    return out
 
 
 def parse_rule(data: Any) -> RuleSpec:

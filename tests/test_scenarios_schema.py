@@ -60,7 +60,7 @@ def test_unknown_device_type(tmp_path: Path) -> None:
 
 def test_unknown_member(tmp_path: Path) -> None:
     msg = _error(GOOD.replace('member = "IsSafe"', 'member = "IsSave"'), tmp_path)
-    assert "steps[0] (get).member" in msg and "IsSave" in msg
+    assert "steps[0].member: SafetyMonitor has no member 'IsSave'; did you mean one of IsSafe?" in msg
 
 
 def test_unknown_device_reference(tmp_path: Path) -> None:
@@ -76,8 +76,8 @@ match = { device_type = "camera", member = "imagearay" }
 action = { kind = "hnag" }
 """
     msg = _error(GOOD + fault, tmp_path)
-    assert "steps[1].action.kind: unknown fault kind 'hnag'" in msg
-    assert "steps[1].match" in msg and "imagearay" in msg
+    assert "steps[1].action.kind: unknown kind 'hnag'; valid kinds: latency, hang," in msg
+    assert "steps[1].match: member 'imagearay' is not a member of camera" in msg
 
 
 def test_bad_fault_parameter_caught_at_load(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ action = { kind = "latency" }
 
 def test_unknown_step(tmp_path: Path) -> None:
     msg = _error(GOOD + '[[scenario.steps]]\ndo = "dance"\n', tmp_path)
-    assert "steps[1]: unknown step 'dance'" in msg
+    assert "steps[1].do: unknown step 'dance'; valid steps: await, call," in msg
 
 
 def test_dangling_label(tmp_path: Path) -> None:

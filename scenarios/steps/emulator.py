@@ -85,6 +85,8 @@ class FaultStep(Step):
 
 @step_kind
 class RemoveFaultStep(Step):
+    """Remove the rule an earlier ``fault`` step added."""
+
     do: Literal["remove_fault"]
     fault: str = Field(..., description="Label of an earlier 'fault' step")
 
@@ -110,6 +112,8 @@ _CLEARS = {
 
 @step_kind
 class ClearStep(Step):
+    """Remove every fault rule, empty the traffic log, or reset the emulator (devices and rules)."""
+
     do: Literal[tuple(_CLEARS)]  # type: ignore[valid-type]
 
     def run(self, run: "Run", where: str) -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 @step_kind
 class StartPollStep(DeviceStep):
+    """``device.start_poll(member, interval_s)``: poll a member in the device process."""
+
     do: Literal["start_poll"]
     member: str
     interval_s: float = Field(..., gt=0, le=3600, description="Polling interval (wall s)")
@@ -29,6 +31,8 @@ class StartPollStep(DeviceStep):
 
 @step_kind
 class StopPollStep(DeviceStep):
+    """``device.stop_poll(member)``, or every poll of the device."""
+
     do: Literal["stop_poll"]
     member: str | None = Field(None, description="absent = stop every poll of this device")
 

@@ -9,7 +9,6 @@ Times are wall seconds from the start of the run, as everywhere in a scenario.
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 import threading
 from dataclasses import dataclass

@@ -1,7 +1,8 @@
 """The emulator's app served without the fault layer: plain waitress, no rules, no traffic log.
 
 Only for ``bench.server_cpu``: against the normal emulator (which always serves through
-:mod:`emulator.sockets`), it shows what the fault layer costs with no rule loaded.
+:mod:`emulator.serve.sockets` and the fault middleware), it shows what fault injection costs
+with no rule loaded.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import signal
 import sys
 import threading
 
-from emulator.app import ServerTransactions, build_app
 from emulator.config import load_config
-from emulator.registry import Registry
-from emulator.server import BackgroundServer
+from emulator.http.app import build_app
+from emulator.http.management import ServerDescription
+from emulator.serve.server import BackgroundServer
+from emulator.sim.registry import Registry
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m bench.emulator_no_faults CONFIG.toml", file=sys.stderr)
         return 2
-    registry = Registry(load_config(args[0]))
-    server = BackgroundServer(build_app(registry, ServerTransactions()), "127.0.0.1", 0, threads=8)
+    cfg = load_config(args[0])
+    s = cfg.emulator
+    registry = Registry(cfg.devices, s.time_scale, s.seed)
+    server = BackgroundServer(build_app(registry, ServerDescription(s.server_name, s.manufacturer, s.location)), "127.0.0.1", 0, threads=8)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     server.start()

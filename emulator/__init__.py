@@ -3,6 +3,11 @@
     with Emulator() as emu:                 # one device of each type, on a free port
         cam = alpaca.camera.Camera(emu.address, 0)
 
+A request's way through, and the sub-package that holds each step::
+
+    socket ─> serve/ (waitress, socket-level faults, traffic log) ─> http/ (Falcon app, fault
+    middleware from faults/) ─> sim/ (device models on one clock)
+
 Everything an emulator holds (devices, clock, transaction counter) belongs to that instance,
 so several emulators in one process, or one per pytest-xdist worker, never share state.
 """
@@ -13,7 +18,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
+from emulator.control import add_control_routes, is_loopback
+from emulator.faults.engine import FaultSet
+from emulator.faults.middleware import FaultMiddleware
+from emulator.http.app import build_app
+from emulator.http.management import ServerDescription
+from emulator.http.protocol import ServerTransactions
+from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultLayer
+from emulator.serve.traffic import TrafficLog
+from emulator.sim.registry import Registry
+from emulator.version import __version__
 
 __all__ = ["Emulator", "__version__"]
 
@@ -24,11 +41,11 @@ class Emulator:
     """Serve simulated Alpaca devices in the background of this process.
 
     ``config`` is an :class:`~emulator.config.EmulatorConfig`, a dict of the same shape, or a
-    path to a TOML file; None serves one device of each type. ``time_scale`` and ``seed``
-    override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
+    path to a TOML file; None serves one device of each type. ``time_scale``, ``seed`` and
+    ``lenient_ids`` override the config's. ``discovery_port`` None turns discovery off; 0 picks a free port.
 
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
-    request log (:class:`emulator.traffic.TrafficLog`). ``control`` False turns the HTTP control
+    request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
     API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
     serves loopback clients only).
     """
@@ -42,15 +59,12 @@ class Emulator:
         threads: int = 8,
         time_scale: float | None = None,
         seed: int | None = None,
+        lenient_ids: bool | None = None,
         discovery_port: int | None = None,
         control: bool = True,
         control_token: str | None = None,
         traffic_maxlen: int = 10000,
     ) -> None:
-        from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config
-        from emulator.faults import FaultSet
-        from emulator.traffic import TrafficLog
-
         if config is None:
             cfg = default_config()
         elif isinstance(config, EmulatorConfig):
@@ -61,7 +75,9 @@ class Emulator:
             cfg = load_config(config)
         else:
             raise TypeError(f"config must be an EmulatorConfig, dict, path or None, not {type(config).__name__}")
-        overrides = {k: v for k, v in (("time_scale", time_scale), ("seed", seed)) if v is not None}
+        overrides = {
+            k: v for k, v in (("time_scale", time_scale), ("seed", seed), ("lenient_ids", lenient_ids)) if v is not None
+        }
         if overrides:
             cfg = config_from_dict(
                 {**cfg.model_dump(mode="python"), "emulator": {**cfg.emulator.model_dump(), **overrides}},
@@ -84,20 +100,14 @@ class Emulator:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Emulator":
-        from emulator.app import ServerTransactions, build_app
-        from emulator.discovery import DiscoveryResponder
-        from emulator.registry import Registry
-        from emulator.server import BackgroundServer
-        from emulator.sockets import FaultLayer
-
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        self.registry = Registry(self.config)
-        transactions = ServerTransactions()
-        self.app = build_app(self.registry, transactions)
+        cfg = self.config
+        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
+        settings = cfg.emulator
+        description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=[FaultMiddleware()], lenient_ids=settings.lenient_ids)
         if self.control:
-            from emulator.control import add_control_routes, is_loopback
-
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):
                 log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
@@ -105,7 +115,7 @@ class Emulator:
             self._config_rules_added = True
             for spec in self.config.faults:
                 self.faults.add(spec)
-        layer = FaultLayer(self.faults, self.traffic, self.registry.clock, transactions)
+        layer = FaultLayer(self.faults, self.traffic, self.registry.clock)
         self._server = BackgroundServer(self.app, self.host, self._requested_port, threads=self._threads, layer=layer)
         try:
             if self._discovery_port is not None:

@@ -8,7 +8,11 @@ import signal
 import sys
 import threading
 
+from pydantic import ValidationError
+
+from emulator import Emulator
 from emulator.config import ConfigError, EmulatorSettings
+from emulator.validation import describe_errors
 
 
 def _port(text: str) -> int:
@@ -36,9 +40,8 @@ def _time_scale(text: str) -> float:
     """Checked by the config model itself, so the CLI and TOML files accept the same range."""
     try:
         return EmulatorSettings(time_scale=text).time_scale
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        detail = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
-        raise argparse.ArgumentTypeError(f"{detail}, got {text!r}") from None
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"{describe_errors(exc)[0][1]}, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-discovery", action="store_true", help="turn UDP discovery off")
     p.add_argument("--time-scale", type=_time_scale, default=None, help="simulated seconds per wall second (default 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for synthetic data and random faults")
+    p.add_argument(
+        "--lenient-ids",
+        action="store_true",
+        default=None,
+        help="answer malformed ClientID/ClientTransactionID as absent (200, 0 echoed) instead of 400",
+    )
     p.add_argument("--threads", type=_threads, default=8, help="HTTP worker threads (default 8)")
     p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
     p.add_argument(
@@ -70,11 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    from emulator import Emulator
-
-    if args.time_scale is not None and not args.time_scale > 0:
-        print(f"alpaca-emulator: --time-scale must be > 0, got {args.time_scale}", file=sys.stderr)
-        return 2
     discovery = None if (args.no_discovery or args.discovery_port < 0) else args.discovery_port
     try:
         emu = Emulator(
@@ -84,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             time_scale=args.time_scale,
             seed=args.seed,
+            lenient_ids=args.lenient_ids,
             discovery_port=discovery,
             control=not args.no_control,
             control_token=args.control_token,

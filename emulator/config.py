@@ -7,9 +7,9 @@
     [[devices]]
     type = "camera"        # one of the ten Alpaca device types
     number = 0
-    width = 1024           # options of that type (see emulator/devices/<type>.py)
+    width = 1024           # options of that type (see emulator/sim/devices/<type>.py)
 
-    [[faults]]             # fault rules active from the start (see emulator/faults.py)
+    [[faults]]             # fault rules active from the start (see emulator/faults/rules.py)
     name = "slow images"
     match = { device_type = "camera", member = "imagearray" }
     action = { kind = "latency", ms = 500 }
@@ -25,8 +25,9 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from emulator.devices import DEVICE_CLASSES
-from emulator.faults import ACTION_KINDS, RuleSpec
+from emulator.faults import RuleSpec
+from emulator.sim.devices import DEVICE_CLASSES
+from emulator.validation import describe_errors, format_errors, union_tags
 
 DeviceConfigAny = Annotated[
     Union[tuple(cls.config_class for cls in DEVICE_CLASSES.values())],  # type: ignore[valid-type]
@@ -46,6 +47,11 @@ class EmulatorSettings(BaseModel):
     server_name: str = "alpaca-rehearsal emulator"
     manufacturer: str = "alpaca-rehearsal"
     location: str = "Rehearsal room"
+    lenient_ids: bool = Field(
+        False,
+        description="Answer a malformed ClientID/ClientTransactionID as if absent (200, 0 echoed) "
+        "instead of HTTP 400, for clients that send bad IDs",
+    )
 
 
 class EmulatorConfig(BaseModel):
@@ -74,45 +80,12 @@ def default_config(**settings: Any) -> EmulatorConfig:
     )
 
 
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    skip_tag = False
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-            # a discriminated union puts the tag after the index; it is not a key in the file
-            skip_tag = i + 1 < len(loc) and loc[i + 1] in DEVICE_CLASSES
-            continue
-        if skip_tag:
-            skip_tag = False
-            continue
-        if i > 0 and loc[i - 1] == "action" and part in ACTION_KINDS:
-            continue  # the action-kind tag of a fault rule, likewise
-        out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for err in exc.errors():
-        where = _format_loc(tuple(err["loc"]))
-        msg = err["msg"]
-        if err["type"] == "union_tag_invalid" and isinstance(err.get("input"), dict) and "kind" in err["input"]:
-            where = f"{where}.kind"
-            msg = f"unknown fault action kind {err['input']['kind']!r}; valid kinds: {', '.join(ACTION_KINDS)}"
-        elif err["type"] == "union_tag_invalid":
-            msg = f"unknown device type {err['input']['type']!r}; valid types: {', '.join(sorted(DEVICE_CLASSES))}" if isinstance(err.get("input"), dict) else msg
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {where}: {msg}")
-    return "\n".join(lines)
-
-
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> EmulatorConfig:
     try:
         return EmulatorConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        errors = describe_errors(exc, union_tags(EmulatorConfig), nouns={"type": "device type"})
+        raise ConfigError(format_errors(source, "configuration", errors)) from None
 
 
 def load_config(path: str | Path) -> EmulatorConfig:

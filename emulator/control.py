@@ -25,14 +25,13 @@ import hmac
 import ipaddress
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import falcon
 
-from emulator.faults import FaultRuleError
-
-if TYPE_CHECKING:
-    from emulator import Emulator
+from emulator.faults.engine import FaultSet
+from emulator.faults.rules import FaultRuleError
+from emulator.serve.traffic import TrafficLog
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,19 @@ def _read_json(req: falcon.Request, resp: falcon.Response) -> tuple[bool, Any]:
         return False, None
 
 
+class Steerable(Protocol):
+    """What the control API steers (an :class:`emulator.Emulator`)."""
+
+    faults: FaultSet
+    traffic: TrafficLog
+
+    def device(self, device_type: str, number: int = 0) -> Any: ...
+
+    def reset(self) -> None: ...
+
+
 class _Resource:
-    def __init__(self, emu: "Emulator", token: str | None) -> None:
+    def __init__(self, emu: Steerable, token: str | None) -> None:
         self.emu = emu
         self.token = token
 
@@ -222,7 +232,7 @@ class ResetResource(_Resource):
             _send(resp, 200, {"reset": True})
 
 
-def add_control_routes(app: falcon.App, emu: "Emulator", token: str | None = None) -> None:
+def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None) -> None:
     """Mount the control API on ``app`` for ``emu``; anything else under it is a JSON 404."""
     app.add_route(f"{PREFIX}/faults", FaultsResource(emu, token))
     app.add_route(f"{PREFIX}/faults/{{rule_id}}", FaultResource(emu, token))

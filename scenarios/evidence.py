@@ -2,7 +2,7 @@
 
     device processes ──queue──> QueueDrain ──> QueueEvidence.accept ──> messages (checks, report)
                                                            └──> SqliteEvidence (astra.recorder)
-    emulator.traffic ──> TrafficView (times from the scenario start, checks, report)
+    emulator.serve.traffic ──> TrafficView (times from the scenario start, checks, report)
 
 Times are wall seconds from the start of the run, as everywhere in a scenario.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 
-from emulator.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
+from emulator.sim.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
 
 #: Lowercase Alpaca device types, as URLs and the emulator spell them.
 DEVICE_TYPES: tuple[str, ...] = tuple(DEVICE_CLASSES)

@@ -27,10 +27,10 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emulator.config import DeviceConfigAny, EmulatorConfig, default_config
-from emulator.devices import DEVICE_CLASSES
-from emulator.validation import describe_errors
-from scenarios.names import DEVICE_TYPES, device_type
-from scenarios.steps.base import STEP_KINDS, Scope, Strict
+from emulator.sim.devices import DEVICE_CLASSES
+from emulator.validation import describe_errors, union_tags
+from scenarios.names import device_type
+from scenarios.steps.base import Scope, Strict
 from scenarios.steps.kinds import AnyStep
 
 
@@ -169,53 +169,21 @@ class ScenarioFile(Strict):
 
 # -- errors ------------------------------------------------------------------------------------
 
-#: Tagged unions of a scenario besides the fault action (which emulator.validation knows):
-#: discriminator -> (the list key the union sits under, what a tag names, the valid tags).
-_UNIONS = {
-    "do": ("steps", "step", lambda: sorted(STEP_KINDS)),
-    "type": ("devices", "device type", lambda: sorted(DEVICE_TYPES)),
-}
+#: What a tag of each discriminated union in a scenario names, in error messages.
+_NOUNS = {"do": "step", "type": "device type"}
 
 
-def _in_file_terms(err: Any) -> dict[str, Any]:
-    """A pydantic error as the file has it: no union tags in the key path, unknown tags as key errors.
+def describe_problems(exc: ValidationError, data: Any = None) -> list[tuple[str, str]]:
+    """``(key path, message)`` for every problem of one scenario (``data``: the scenario as written).
 
-    Pydantic puts a tagged union member's tag after its index (``steps.1.get.member``); the file
-    has no such key. The result goes to :func:`emulator.validation.describe_errors` like any error.
+    Pydantic's errors go through :func:`emulator.validation.describe_errors`, as the emulator's
+    own do; the cross-reference problems of :meth:`Scenario._references` come with their paths.
     """
-    loc = tuple(err["loc"])
-    kept = []
-    for i, part in enumerate(loc):
-        if i >= 2 and isinstance(loc[i - 1], int) and isinstance(part, str) and any(
-            loc[i - 2] == key and part in tags() for key, _, tags in _UNIONS.values()
-        ):
-            continue
-        kept.append(part)
-    ctx = err.get("ctx") or {}
-    discriminator = str(ctx.get("discriminator", "")).strip("'")
-    if err["type"] in ("union_tag_invalid", "union_tag_not_found") and discriminator in _UNIONS:
-        _, what, tags = _UNIONS[discriminator]
-        problem = f"unknown {what} {ctx['tag']!r}" if err["type"] == "union_tag_invalid" else "missing"
-        message = f"{problem}; valid {what}s: {', '.join(tags())}"
-        return {"type": "value_error", "loc": (*kept, discriminator), "input": ctx.get("tag"), "ctx": {"error": ValueError(message)}}
-    plain = {"type": err["type"], "loc": tuple(kept), "input": err["input"]}
-    if ctx:
-        plain["ctx"] = ctx
-    return plain
-
-
-def describe_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """``(key path, message)`` for every problem of one scenario."""
     out: list[tuple[str, str]] = []
-    rest = []
-    for err in exc.errors():
+    described = describe_errors(exc, union_tags(Scenario), nouns=_NOUNS, data=data)
+    for err, problem in zip(exc.errors(), described):
         cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, ScenarioProblems):
-            out += cause.problems
-        else:
-            rest.append(_in_file_terms(err))
-    if rest:
-        out += describe_errors(ValidationError.from_exception_data(exc.title, rest))
+        out += cause.problems if isinstance(cause, ScenarioProblems) else [problem]
     return out
 
 
@@ -240,7 +208,7 @@ def load_data(data: dict[str, Any], source: str = "<scenario>") -> list[Scenario
             scenarios.append(Scenario.model_validate(item))
         except ValidationError as exc:
             label = _scenario_label(item, i)
-            problems += [f"  {label}: {path}: {msg}" for path, msg in describe_problems(exc)]
+            problems += [f"  {label}: {path}: {msg}" for path, msg in describe_problems(exc, item)]
     seen: set[str] = set()
     for sc in scenarios:
         if sc.name in seen:

@@ -25,7 +25,7 @@ from alpaca.exceptions import (
 )
 
 from emulator import Emulator
-from emulator.devices import DEVICE_CLASSES
+from emulator.sim.devices import DEVICE_CLASSES
 from support import wait_for as _wait_for
 
 DEADLINE = 20.0

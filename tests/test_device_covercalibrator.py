@@ -77,13 +77,13 @@ def test_cover_open_and_close_take_travel_time(cc_emu):
 def test_halt_part_way_leaves_unknown(cc_emu):
     cc = connected(cc_emu, 4)
     cc.OpenCover()
-    time.sleep(0.05)
+    assert wait_until(lambda: cc_emu.get_state("covercalibrator", 4)["CoverPosition"] > 0)  # on its way
     cc.HaltCover()
     assert cc.CoverMoving is False
     assert cc.CoverState == CoverStatus.Unknown
     pos = cc_emu.get_state("covercalibrator", 4)["CoverPosition"]
     assert 0.0 < pos < 1.0
-    time.sleep(0.05)
+    time.sleep(0.05)  # let simulated time pass: a halted cover stays where it is
     assert cc_emu.get_state("covercalibrator", 4)["CoverPosition"] == pos  # really stopped
     cc.CloseCover()  # from part-way: a shorter trip home
     assert wait_until(lambda: cc.CoverState == CoverStatus.Closed)
@@ -178,7 +178,8 @@ def test_not_connected(cc_emu):
 def test_jammed_cover_reports_error(cc_emu):
     cc = connected(cc_emu, 4)
     cc.OpenCover()
-    time.sleep(0.05)
+    # 5 % open: the trip home after the jam then takes 30 simulated s (1 s), long enough to see Moving
+    assert wait_until(lambda: cc_emu.get_state("covercalibrator", 4)["CoverPosition"] > 0.05)
     state = cc_emu.set_state("covercalibrator", 4, CoverJammed=True)
     assert state["CoverState"] == CoverStatus.Error and state["CoverMoving"] is False
     assert cc.CoverState == CoverStatus.Error

@@ -15,9 +15,9 @@ from alpaca.exceptions import (
 from alpaca.focuser import Focuser
 
 from emulator import Emulator
-from emulator.clock import SimClock
-from emulator.devices.focuser import Focuser as FocuserModel
-from emulator.devices.focuser import FocuserConfig
+from emulator.sim.clock import SimClock
+from emulator.sim.devices.focuser import Focuser as FocuserModel
+from emulator.sim.devices.focuser import FocuserConfig
 from support import one_device, wait_for
 
 

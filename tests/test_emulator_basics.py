@@ -130,7 +130,7 @@ def test_clock_instant_freezes_time_for_one_snapshot():
     import threading
     import time
 
-    from emulator.clock import SimClock
+    from emulator.sim.clock import SimClock
 
     clock = SimClock(time_scale=1000)
     with clock.instant() as t:

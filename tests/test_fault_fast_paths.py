@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
-from emulator.errors import BadRequest
+from emulator.http.protocol import BadRequest
 from emulator.faults import FaultSet, RequestInfo, request_info
-from emulator.protocol import parse_form, parse_uint32
-from emulator.traffic import TrafficEntry
+from emulator.http.protocol import parse_form, parse_uint32
+from emulator.serve.traffic import TrafficEntry
 
 CONFIG = {"devices": [{"type": "safetymonitor"}, {"type": "focuser"}]}
 

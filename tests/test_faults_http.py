@@ -177,3 +177,29 @@ def test_fault_on_one_member_leaves_others_alone(emu):
     assert requests.get(emu.url + "/api/v1/telescope/0/name", timeout=5).status_code == 200
     with pytest.raises(AlpacaRequestException):
         mon.IsSafe
+
+
+def test_content_faults_reach_a_streamed_json_image():
+    """A JSON ImageArray is streamed in chunks; a response-content fault still sees the whole reply."""
+    from support import wait_for
+
+    cam_cfg = {"type": "camera", "connected": True, "width": 40, "height": 30, "readout_time_s": 0}
+    with Emulator({"devices": [cam_cfg]}, time_scale=100) as e:
+        url = e.url + "/api/v1/camera/0"
+        requests.put(url + "/startexposure", data={"Duration": "0.1", "Light": "true"}, timeout=5)
+        wait_for(lambda: requests.get(url + "/imageready", timeout=5).json()["Value"], what="the image")
+        intact = requests.get(url + "/imagearray", timeout=5).json()
+        with e.faults.add(match={"member": "imagearray"}, action={"kind": "missing_key", "key": "Value"}):
+            doc = requests.get(url + "/imagearray", timeout=5).json()
+        assert "Value" in intact and "Value" not in doc and doc["Rank"] == 2 and doc["ErrorNumber"] == 0
+        with e.faults.add(match={"member": "imagearray"}, action="bad_json"):
+            r = requests.get(url + "/imagearray", timeout=5)
+        assert r.content.startswith(b"<<not JSON>> ") and int(r.headers["Content-Length"]) == len(r.content)
+
+
+def test_traffic_log_keeps_the_devices_error_number_under_a_content_fault(emu):
+    """The log says what the device answered; the fired rule says how the reply was broken."""
+    emu.faults.add(name="garble", match={"member": "devicestate"}, action="bad_json")
+    requests.get(emu.url + "/api/v1/telescope/0/devicestate", timeout=5)  # not connected: 0x407
+    (entry,) = emu.traffic.entries(member="devicestate")
+    assert (entry.status, entry.error_number, entry.rules) == (200, 0x407, ["garble"])

@@ -294,3 +294,18 @@ def test_bad_fault_in_toml_names_the_key(tmp_path):
     cfg.write_text('[[faults]]\naction = { kind = "latency", ms = "soon" }\n')
     with pytest.raises(ConfigError, match=r"faults\[0\]\.action\.ms"):
         Emulator(cfg)
+
+
+def test_every_action_kind_is_a_registered_unit():
+    """Each kind is one class: its model, its stage, and what it does there; nobody lists kinds."""
+    from emulator.faults import ACTION_KINDS
+    from emulator.faults.actions import REGISTRY, STAGES, FaultAction
+
+    assert sorted(REGISTRY) == sorted(ACTION_KINDS)
+    for kind, cls in REGISTRY.items():
+        assert cls.stage in STAGES, kind
+        if cls.terminal:
+            assert cls.apply is not FaultAction.apply, kind
+        else:
+            assert callable(getattr(cls, "delay_s", None)), kind
+    assert [k for k in ACTION_KINDS if not REGISTRY[k].terminal] == ["latency"]

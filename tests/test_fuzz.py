@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator import Emulator
-from emulator.devices import DEVICE_CLASSES
+from emulator.sim.devices import DEVICE_CLASSES
 
 ANSWER_DEADLINE = 10.0  # seconds for any single answer
 ALLOWED_STATUS = {200, 400, 403}

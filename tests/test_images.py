@@ -15,7 +15,10 @@ import numpy as np
 import requests
 from alpaca.camera import Camera
 
-from emulator import Emulator, images
+from emulator import Emulator
+from emulator.http import imagearray
+from emulator.sim import images
+from support import wait_for
 
 HEADER = struct.Struct("<iiIIiiiiiii")
 
@@ -28,10 +31,7 @@ def _camera_emu(seed: int = 7, **options) -> Emulator:
 
 def _expose(cam: Camera, duration: float = 1.0, light: bool = True) -> None:
     cam.StartExposure(duration, light)
-    deadline = time.monotonic() + 20
-    while not cam.ImageReady:
-        assert time.monotonic() < deadline, "exposure did not finish"
-        time.sleep(0.01)
+    wait_for(lambda: cam.ImageReady, what="the exposure to finish", timeout=20, interval=0.01)
 
 
 def _json_image(emu: Emulator, client_tx: int = 0) -> tuple[dict, requests.Response]:
@@ -52,17 +52,17 @@ def _imagebytes(emu: Emulator, client_tx: int = 0) -> requests.Response:
 
 
 def test_transmission_type_is_the_smallest_that_fits():
-    assert images.transmission_type(np.array([[0, 255]]))[0] == images.BYTE
-    assert images.transmission_type(np.array([[0, 65535]]))[0] == images.UINT16
-    assert images.transmission_type(np.array([[-5, 300]]))[0] == images.INT16
-    assert images.transmission_type(np.array([[-5, 70000]]))[0] == images.INT32
+    assert imagearray.transmission_type(np.array([[0, 255]]))[0] == imagearray.BYTE
+    assert imagearray.transmission_type(np.array([[0, 65535]]))[0] == imagearray.UINT16
+    assert imagearray.transmission_type(np.array([[-5, 300]]))[0] == imagearray.INT16
+    assert imagearray.transmission_type(np.array([[-5, 70000]]))[0] == imagearray.INT32
 
 
 def test_imagebytes_layout_is_alpaca_order_little_endian():
     pixels = np.arange(4 * 3, dtype=np.int32).reshape(4, 3) * 1000  # [x, y], values up to 11000
-    body = images.imagebytes(images.ImageData(pixels), 11, 22)
+    body = imagearray.imagebytes(images.ImageData(pixels), 11, 22)
     fields = HEADER.unpack_from(body)
-    assert fields == (1, 0, 11, 22, 44, images.INT32, images.UINT16, 2, 4, 3, 0)
+    assert fields == (1, 0, 11, 22, 44, imagearray.INT32, imagearray.UINT16, 2, 4, 3, 0)
     data = np.frombuffer(body[44:], dtype="<u2")
     # x outermost, y fastest: P00, P01, P02, P10, ...
     assert data.tolist() == [pixels[x, y] for x in range(4) for y in range(3)]
@@ -70,14 +70,14 @@ def test_imagebytes_layout_is_alpaca_order_little_endian():
 
 def test_imagebytes_colour_order_plane_fastest():
     pixels = np.arange(2 * 2 * 3, dtype=np.int32).reshape(2, 2, 3)
-    body = images.imagebytes(images.ImageData(pixels), 0, 1)
+    body = imagearray.imagebytes(images.ImageData(pixels), 0, 1)
     fields = HEADER.unpack_from(body)
-    assert fields[6:] == (images.BYTE, 3, 2, 2, 3)
+    assert fields[6:] == (imagearray.BYTE, 3, 2, 2, 3)
     assert list(body[44:]) == [pixels[x, y, p] for x in range(2) for y in range(2) for p in range(3)]
 
 
 def test_imagebytes_error_form():
-    body = images.imagebytes_error(0x40B, "no image – yet", 5, 6)
+    body = imagearray.imagebytes_error(0x40B, "no image – yet", 5, 6)
     number, ctid, stid, start = HEADER.unpack_from(body)[1:5]
     assert (number, ctid, stid, start) == (0x40B, 5, 6, 44)
     assert all(v >= 0 for v in HEADER.unpack_from(body))
@@ -86,7 +86,7 @@ def test_imagebytes_error_form():
 
 def test_json_streams_in_chunks_and_parses_back():
     pixels = np.random.default_rng(1).integers(0, 65535, size=(300, 200), dtype=np.int32)
-    chunks = list(images.json_chunks(images.ImageData(pixels), 3, 4, chunk_pixels=10_000))
+    chunks = list(imagearray.json_chunks(images.ImageData(pixels), 3, 4, chunk_pixels=10_000))
     assert len(chunks) >= 8  # header, six blocks of 50 columns, tail: no single giant piece
     assert max(len(c) for c in chunks) < 200_000
     body = json.loads(b"".join(chunks))
@@ -94,7 +94,7 @@ def test_json_streams_in_chunks_and_parses_back():
     assert body["Type"] == 2 and body["Rank"] == 2
     assert np.array_equal(np.array(body["Value"]), pixels)
     colour = pixels[:30, :20, None].repeat(3, axis=2)
-    body = json.loads(images.json_body(images.ImageData(colour), 0, 1))
+    body = json.loads(imagearray.json_body(images.ImageData(colour), 0, 1))
     assert body["Rank"] == 3 and np.array_equal(np.array(body["Value"]), colour)
 
 
@@ -129,7 +129,7 @@ def test_imagebytes_and_json_equal_mono():
         via_alpyca = np.array(cam.ImageArray)  # alpyca asks for ImageBytes
         info = cam.ImageArrayInfo
         assert (info.Rank, info.Dimension1, info.Dimension2) == (2, 96, 64)
-        assert info.TransmissionElementType == images.UINT16
+        assert info.TransmissionElementType == imagearray.UINT16
         body, resp = _json_image(emu)
         assert resp.headers["Content-Type"].startswith("application/json")
         via_json = np.array(body["Value"])
@@ -162,9 +162,9 @@ def test_imagebytes_header_fields_served():
         assert r.status_code == 200
         assert r.headers["Content-Type"] == "application/imagebytes"
         version, error, ctid, stid, start, itype, ttype, rank, d1, d2, d3 = HEADER.unpack_from(r.content)
-        assert (version, error, ctid, start, itype, rank, d1, d2, d3) == (1, 0, 4242, 44, images.INT32, 2, 96, 64, 0)
+        assert (version, error, ctid, start, itype, rank, d1, d2, d3) == (1, 0, 4242, 44, imagearray.INT32, 2, 96, 64, 0)
         assert stid >= 1
-        assert ttype == images.UINT16  # 12-bit data fits UInt16 (not Byte: bias 1000 > 255)
+        assert ttype == imagearray.UINT16  # 12-bit data fits UInt16 (not Byte: bias 1000 > 255)
         assert len(r.content) == 44 + 96 * 64 * 2
         pixels = np.frombuffer(r.content[44:], dtype="<u2").reshape(96, 64)
         assert pixels.max() <= 4095
@@ -175,7 +175,7 @@ def test_int32_transmission_when_values_exceed_16_bits():
         cam = Camera(emu.address, 0)
         _expose(cam)
         r = _imagebytes(emu)
-        assert HEADER.unpack_from(r.content)[6] == images.INT32
+        assert HEADER.unpack_from(r.content)[6] == imagearray.INT32
         via_bytes = np.frombuffer(r.content[44:], dtype="<i4").reshape(96, 64)
         body, _ = _json_image(emu)
         assert np.array_equal(np.array(body["Value"]), via_bytes)

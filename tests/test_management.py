@@ -8,7 +8,7 @@ import requests
 from alpaca import management
 
 from emulator import Emulator
-from emulator.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
+from emulator.sim.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
 
 TIMEOUT = 10
 TWO_FOCUSERS = {"devices": [{"type": "focuser", "number": 0}, {"type": "focuser", "number": 1}, {"type": "safetymonitor"}]}

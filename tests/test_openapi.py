@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ import yaml
 jsonschema = pytest.importorskip("jsonschema")
 
 from emulator import Emulator  # noqa: E402
-from emulator.devices import DEVICE_CLASSES  # noqa: E402
+from emulator.sim.devices import DEVICE_CLASSES  # noqa: E402
+from support import wait_for  # noqa: E402
 
 SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "alpaca-spec"
 DEVICE_SPEC = SPEC_DIR / "AlpacaDeviceAPI_v1.yaml"
@@ -190,12 +190,9 @@ def served():
     with Emulator(_small_connected_config(), time_scale=100) as emu:
         base = f"{emu.url}/api/v1/camera/0"
         r = requests.put(f"{base}/startexposure", data={"Duration": "0.1", "Light": "true"}, timeout=TIMEOUT)
-        if r.status_code == 200 and r.json()["ErrorNumber"] == 0:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if requests.get(f"{base}/imageready", timeout=TIMEOUT).json().get("Value") is True:
-                    break
-                time.sleep(0.05)
+        assert r.status_code == 200 and r.json()["ErrorNumber"] == 0, r.text
+        wait_for(lambda: requests.get(f"{base}/imageready", timeout=TIMEOUT).json().get("Value") is True,
+                 what="the camera's exposure to finish", timeout=20, interval=0.05)
         yield emu
 
 

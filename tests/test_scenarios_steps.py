@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from emulator.faults import Match, RuleSpec, Trigger, parse_rule
+from emulator.faults.rules import Match, RuleSpec, Trigger, parse_rule
 from scenarios.runner import run_scenario
 from scenarios.schema import ScenarioError, json_schema, load_file, load_text
 from scenarios.steps.base import STEP_KINDS, Check, Step, UnknownStepKind, kind_of, step_kind

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from emulator.faults import Match
+from emulator.faults.rules import Match
 from emulator.validation import describe_errors
 from scenarios.compare import short, values_equal
 from scenarios.names import DEVICE_TYPES, check_url_member, device_type

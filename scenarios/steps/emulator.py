@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from emulator.faults import Action, FaultRuleError, Match, RuleSpec, Trigger, parse_rule
+from emulator.faults.rules import Action, FaultRuleError, Match, RuleSpec, Trigger, parse_rule
 from scenarios.names import DEVICE_TYPES, check_url_member, device_type
 from scenarios.steps.base import Scope, Step, step_kind
 

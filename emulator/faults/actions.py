@@ -1,0 +1,54 @@
+"""What a fault action is: a small registered unit with a model, a stage and an ``apply``.
+
+Each kind of action is one class: its pydantic model (the parameters a rule gives it), the
+*stage* of a request's life where it acts, and the ``apply`` that carries it out there. The
+layer that owns a stage calls ``apply`` with what it holds; no layer lists the kinds.
+
+    stage             carried out by                   it gets                       kinds
+    connection        the socket layer, before the app  a Connection                  latency, hang, drop, reset, refuse, down
+    request           the fault middleware, no device   the Falcon request/response   http_status, ascom_error
+    response-content  the fault middleware, after it    the reply's type and body     bad_json, bad_content_type, missing_key, ...
+    response-bytes    the socket layer, on the wire     a ReplyOut                    truncate, slow_body
+    datagram          the discovery responder           the reply datagram            discovery_garbage, discovery_silent
+
+A *terminal* action decides the request's fate, and at most one does per request; the only
+non-terminal kind, ``latency``, delays it, and delays add up (see :mod:`emulator.faults.engine`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Stage = Literal["connection", "request", "response-content", "response-bytes", "datagram"]
+STAGES: tuple[Stage, ...] = ("connection", "request", "response-content", "response-bytes", "datagram")
+
+#: kind -> its action class, in the order they were registered (the order ACTION_KINDS lists).
+REGISTRY: dict[str, type["FaultAction"]] = {}
+
+
+class FaultAction(BaseModel):
+    """Base of every action model; subclasses declare ``kind: Literal[...]`` and ``stage``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    stage: ClassVar[Stage]
+    terminal: ClassVar[bool] = True
+    #: The traffic log's ``outcome`` for a request this action decided (None: "answered").
+    outcome: ClassVar[str | None] = None
+
+    def apply(self, target: Any) -> Any:  # pragma: no cover - every registered kind overrides it
+        raise NotImplementedError(f"{type(self).__name__}.apply")
+
+
+def register(cls: type[FaultAction]) -> type[FaultAction]:
+    """Class decorator: make ``cls`` an action kind that rules can name."""
+    kind = cls.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+    if kind in REGISTRY:
+        raise ValueError(f"fault action kind {kind!r} registered twice")
+    if cls.__dict__.get("stage", getattr(cls, "stage", None)) not in STAGES:
+        raise ValueError(f"fault action kind {kind!r} has no valid stage")
+    REGISTRY[kind] = cls
+    return cls

@@ -1,0 +1,300 @@
+"""The fault engine: which rules a request matches, which of them fire, and the plan they make.
+
+    request line ─> RequestInfo ─> candidate rules (cached per verb+path) ─> triggers ─> Plan
+                                                                                   (delay, one action)
+
+The engine decides; it never touches a socket or a response. The socket layer evaluates one
+plan per request as it arrives and carries out its connection and response-bytes stages; the
+fault middleware carries out its request and response-content stages (see
+:mod:`emulator.faults.actions`). The control API (``/emulator/v1``) is never evaluated, so a rule
+can always be removed again.
+
+Composition, when several rules match one request: every firing non-terminal rule (``latency``)
+adds its delay (they add up); then the first firing *terminal* rule (any other kind), in the
+order the rules were added, decides what happens after the delay. A later terminal rule that
+would also have fired is shadowed: its match counter and random sequence advance, but it is not
+counted as fired and not named in the traffic log.
+
+Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
+because clients time out on real clocks; only trigger windows use the simulation clock.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.faults.actions import FaultAction
+from emulator.faults.rules import FaultRuleError, RuleSpec, parse_rule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a rule can match on, taken from the request line (or the discovery datagram)."""
+
+    verb: str
+    path: str
+    device_type: str | None = None
+    device_number: int | None = None
+    member: str | None = None
+
+
+def request_info(verb: str, path: str) -> RequestInfo:
+    """Classify an HTTP request by its path (no validation: rules only compare names)."""
+    parts = path.split("/")
+    # "/api/v1/camera/0/imagearray" -> ["", "api", "v1", "camera", "0", "imagearray"]
+    if len(parts) == 6 and parts[1] == "api":
+        num = parts[4]
+        return RequestInfo(verb, path, parts[3].lower(), int(num) if num.isdigit() and num.isascii() else None, parts[5].lower())
+    if len(parts) > 1 and parts[1] in ("management", "setup"):
+        return RequestInfo(verb, path, parts[1], None, parts[-1].lower() or None)
+    return RequestInfo(verb, path)
+
+
+DISCOVERY_INFO = RequestInfo("UDP", "", "discovery")
+
+
+#: ``Plan.error_number`` before anyone noted it.
+NOT_NOTED: Any = type("_NotNoted", (), {"__repr__": lambda self: "<not noted>", "__slots__": ()})()
+
+
+@dataclass
+class Plan:
+    """What the faults decided for one request: a total delay, then at most one terminal action.
+
+    ``error_number`` is where the fault middleware notes the ErrorNumber of the app's own reply
+    before a response-content action breaks it, so the traffic log shows what the device said.
+    """
+
+    latency_s: float = 0.0
+    action: FaultAction | None = None  # None: answer normally (after the delay)
+    fired: list[str] = field(default_factory=list)
+    error_number: Any = NOT_NOTED
+
+    @property
+    def stage(self) -> str | None:
+        return self.action.stage if self.action is not None else None
+
+
+class FaultRule:
+    """A live rule: its spec, its counters, its random sequence. A context manager that removes itself."""
+
+    def __init__(self, rule_id: str, spec: RuleSpec, created_s: float, default_seed: int, owner: "FaultSet") -> None:
+        self.id = rule_id
+        self.spec = spec
+        self.created_s = created_s
+        self.matched = 0
+        self.fired = 0
+        seed = spec.trigger.seed if spec.trigger.seed is not None else default_seed
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._jitter_rng = random.Random(f"{seed}:jitter")
+        self._owner = owner
+        self._datagram = spec.action.stage == "datagram"
+
+    @property
+    def name(self) -> str:
+        """How the traffic log names this rule: its name, or its id."""
+        return self.spec.name or self.id
+
+    def matches(self, info: RequestInfo) -> bool:
+        m = self.spec.match
+        if self._datagram != (info.device_type == "discovery"):
+            return False
+        if m.device_type is not None and m.device_type != info.device_type:
+            return False
+        if m.device_number is not None and m.device_number != info.device_number:
+            return False
+        if m.member is not None and m.member != info.member:
+            return False
+        if m.verb is not None and m.verb != info.verb:
+            return False
+        if m.path is not None and not fnmatch.fnmatchcase(info.path.lower(), m.path):
+            return False
+        return True
+
+    def decide(self, now_s: float) -> bool:
+        """Count one match (already known to match) and say whether the rule would fire."""
+        t = self.spec.trigger
+        age = now_s - self.created_s
+        if age < t.start_s or (t.duration_s is not None and age > t.start_s + t.duration_s):
+            return False
+        self.matched += 1
+        k = self.matched - t.after
+        if k <= 0 or k % t.every:
+            return False
+        if t.probability < 1.0 and not self._rng.random() < t.probability:
+            return False
+        return t.count is None or self.fired < t.count
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id}
+        d.update(self.spec.model_dump(mode="json"))
+        d.update(matched=self.matched, fired=self.fired, created_s=self.created_s, seed=self.seed)
+        return d
+
+    def remove(self) -> None:
+        self._owner.remove(self.id)
+
+    def __enter__(self) -> "FaultRule":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner.remove(self.id, missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"<FaultRule {self.id} {self.spec.name or ''} {self.spec.action.kind} fired={self.fired}>"
+
+
+class FaultSet:
+    """The rules of one emulator (``emu.faults``), in the order they were added.
+
+    ``clock`` is anything with ``now()`` in simulated seconds. With no rules, :meth:`evaluate`
+    returns None before taking any lock, so an idle fault set costs one attribute read.
+
+    Why a candidate cache. Whether a rule *matches* a request depends only on its
+    :class:`RequestInfo` (for HTTP, derived from the verb and path alone), never on counters; only
+    :meth:`FaultRule.decide` has state. So the rules that match a ``(verb, path)`` (or a given
+    RequestInfo) are computed once, in creation order, and kept in a dict until the rule list
+    changes: a request that no rule can match costs one dict lookup however many rules are
+    loaded, and the documented composition order (creation order) is untouched. Every
+    add/remove installs a new, empty cache with the new list (copy on write, so
+    :meth:`evaluate` reads both without the lock); the cache is emptied when it holds
+    ``_CACHE_MAX`` keys, so a client walking odd paths cannot grow it without bound.
+    """
+
+    _CACHE_MAX = 4096
+
+    def __init__(self, clock: Any, seed: int = 0) -> None:
+        self.clock = clock
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        # (verb, path) or a RequestInfo -> the rules that match it, in creation order; replaced with _rules.
+        self._candidates: dict[Any, tuple[FaultRule, ...]] = {}
+        self._ids = itertools.count(1)
+
+    def _set_rules(self, rules: list[FaultRule]) -> None:
+        """Install a new rule list and an empty candidate cache for it (caller holds the lock)."""
+        self._candidates = {}
+        self._rules = rules
+
+    def add(
+        self,
+        rule: dict | RuleSpec | None = None,
+        *,
+        match: dict | None = None,
+        action: dict | str | None = None,
+        trigger: dict | None = None,
+        name: str | None = None,
+    ) -> FaultRule:
+        """Add a rule, from one dict/RuleSpec or from keywords; returns the live rule."""
+        if rule is None:
+            if action is None:
+                raise FaultRuleError([("action", "required")])
+            data: dict[str, Any] = {"action": action}
+            if match is not None:
+                data["match"] = match
+            if trigger is not None:
+                data["trigger"] = trigger
+            if name is not None:
+                data["name"] = name
+            rule = data
+        elif any(v is not None for v in (match, action, trigger, name)):
+            raise TypeError("pass either one rule or match=/action=/trigger=/name=, not both")
+        spec = parse_rule(rule)
+        with self._lock:
+            live = FaultRule(f"r{next(self._ids)}", spec, self.clock.now(), self.seed, self)
+            self._set_rules(self._rules + [live])  # copy on write: evaluate() reads without the lock
+        log.info("fault rule %s added: %s", live.id, spec.model_dump(exclude_none=True))
+        return live
+
+    def remove(self, rule_id: str, missing_ok: bool = False) -> None:
+        with self._lock:
+            kept = [r for r in self._rules if r.id != rule_id]
+            if len(kept) == len(self._rules) and not missing_ok:
+                raise KeyError(f"no fault rule with id {rule_id!r}")
+            self._set_rules(kept)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._set_rules([])
+
+    def list(self) -> list[FaultRule]:
+        return list(self._rules)
+
+    def get(self, rule_id: str) -> FaultRule:
+        for r in self._rules:
+            if r.id == rule_id:
+                return r
+        raise KeyError(f"no fault rule with id {rule_id!r}")
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __iter__(self):
+        return iter(list(self._rules))
+
+    def _candidates_for(self, key: Any, info: RequestInfo | None, verb: str = "", path: str = "") -> tuple[FaultRule, ...]:
+        """The rules that match ``info`` (classified from verb and path when None), in creation
+        order; computed once per key and rule list."""
+        cache = self._candidates
+        found = cache.get(key)
+        if found is None:
+            rules = self._rules
+            if info is None:
+                info = request_info(verb, path)
+            found = tuple(r for r in rules if r.matches(info))
+            if len(cache) >= self._CACHE_MAX:
+                cache.clear()
+            if cache is self._candidates and rules is self._rules:  # not replaced meanwhile
+                cache[key] = found
+        return found
+
+    def evaluate(self, info: RequestInfo) -> Plan | None:
+        """Decide what happens to one request; None when no rule fires."""
+        if not self._rules:
+            return None
+        return self._evaluate(self._candidates_for(info, info))
+
+    def evaluate_request(self, verb: str, path: str) -> Plan | None:
+        """:meth:`evaluate` for an HTTP request line (``request_info(verb, path)``), which is
+        classified only when the rule list has changed since this path was last seen."""
+        if not self._rules:
+            return None
+        key = (verb, path)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates_for(key, None, verb, path)
+        if not found:
+            return None
+        return self._evaluate(found)
+
+    def _evaluate(self, rules: tuple[FaultRule, ...]) -> Plan | None:
+        if not rules:
+            return None
+        plan: Plan | None = None
+        with self._lock:
+            now = self.clock.now()
+            for rule in rules:
+                if not rule.decide(now):
+                    continue
+                if plan is None:
+                    plan = Plan()
+                action = rule.spec.action
+                if not action.terminal:
+                    plan.latency_s += action.delay_s(rule._jitter_rng)
+                elif plan.action is None:
+                    plan.action = action
+                else:
+                    continue  # shadowed by an earlier terminal rule
+                rule.fired += 1
+                plan.fired.append(rule.name)
+        return plan

@@ -1,0 +1,152 @@
+"""Fault rules as written: what to match, what to do, when to fire; validated with pydantic.
+
+A rule is ``{"name": ..., "match": {...}, "action": {"kind": ..., ...}, "trigger": {...}}``
+(JSON, TOML or Python dicts), so a bad rule fails with the field that is wrong. The action
+kinds are the registered units of :mod:`emulator.faults.transport` and
+:mod:`emulator.faults.content`; how a rule is matched, triggered and composed with others is
+:mod:`emulator.faults.engine`'s business.
+
+Matching names. Alpaca device calls are matched by ``device_type``/``device_number``/
+``member``/``verb``; the management API as device_type ``"management"`` (member ``apiversions``,
+``description``, ``configureddevices``); the setup pages as ``"setup"``; UDP discovery as
+``"discovery"`` with verb ``"UDP"``. ``path`` matches the URL path with a shell glob
+(``/api/v1/camera/*/image*``). Absent keys match anything; member, device_type and path compare
+case-insensitively. Datagram kinds (``discovery_*``) act only on discovery, every other kind
+only on HTTP requests.
+
+Triggers, per rule, in this order: outside the ``start_s``/``duration_s`` window (simulated
+seconds since the rule was added, on the emulator's clock) a request does not count at all;
+inside, it is the rule's n-th match; the first ``after`` matches pass; of the rest, every
+``every``-th is a candidate; a candidate fires with ``probability`` (drawn from the rule's own
+``random.Random(seed)``, one draw per candidate, so a seed gives the same firing sequence in any
+process); at most ``count`` firings. ``seed`` defaults to the emulator's seed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+import emulator.faults.content  # noqa: F401  - registers the HTTP-level kinds
+import emulator.faults.transport  # noqa: F401  - registers the kinds below HTTP
+from emulator.faults.actions import REGISTRY, STAGES
+from emulator.sim.devices import DEVICE_CLASSES
+from emulator.validation import describe_errors, union_tags
+
+DEVICE_TYPES: tuple[str, ...] = tuple(DEVICE_CLASSES)
+#: Non-device traffic that rules can match by device_type.
+SPECIAL_TYPES = ("management", "setup", "discovery")
+VERBS = ("GET", "PUT", "POST", "DELETE", "HEAD", "OPTIONS", "PATCH", "UDP")
+
+
+class FaultRuleError(ValueError):
+    """A rule that cannot be used; ``errors`` lists ``(field, problem)`` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("invalid fault rule: " + "; ".join(f"{f}: {m}" for f, m in errors))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- match -----------------------------------------------------------------------------------------
+
+
+class Match(_Model):
+    """Which requests a rule looks at; absent keys match anything."""
+
+    device_type: str | None = Field(None, description="Alpaca device type, or management, setup, discovery")
+    device_number: int | None = Field(None, ge=0, le=4294967295, description="Alpaca device number")
+    member: str | None = Field(None, description="Alpaca member (case-insensitive), e.g. imagearray")
+    verb: str | None = Field(None, description="HTTP verb (GET, PUT, ...) or UDP for discovery")
+    path: str | None = Field(None, description="Shell glob on the URL path, e.g. /api/v1/camera/*/image*")
+
+    @field_validator("device_type")
+    @classmethod
+    def _type(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.lower()
+        if v not in DEVICE_TYPES + SPECIAL_TYPES:
+            raise ValueError(f"unknown device type {v!r}; valid: {', '.join(DEVICE_TYPES + SPECIAL_TYPES)}")
+        return v
+
+    @field_validator("member", "path")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return v.lower() if v is not None else v
+
+    @field_validator("verb")
+    @classmethod
+    def _verb(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.upper()
+        if v not in VERBS:
+            raise ValueError(f"unknown verb {v!r}; valid: {', '.join(VERBS)}")
+        return v
+
+
+# -- trigger ---------------------------------------------------------------------------------------
+
+
+class Trigger(_Model):
+    """When a matching request makes the rule fire (see the module docstring for the order)."""
+
+    after: int = Field(0, ge=0, description="Let the first N matches through")
+    count: int | None = Field(None, ge=1, description="Fire at most N times")
+    every: int = Field(1, ge=1, description="Fire on every k-th match (after 'after')")
+    probability: float = Field(1.0, ge=0, le=1, description="Chance that a candidate match fires")
+    seed: int | None = Field(None, description="Seed of this rule's random sequence (default: the emulator's seed)")
+    start_s: float = Field(0.0, ge=0, description="Window start, simulated s after the rule was added")
+    duration_s: float | None = Field(None, gt=0, description="Window length in simulated s (default: forever)")
+
+
+# -- actions: the registered kinds ------------------------------------------------------------------
+
+#: Every kind, in the order of the stage it acts at (then as registered).
+ACTION_KINDS: tuple[str, ...] = tuple(sorted(REGISTRY, key=lambda kind: STAGES.index(REGISTRY[kind].stage)))
+Action = Annotated[Union[tuple(REGISTRY[kind] for kind in ACTION_KINDS)], Field(discriminator="kind")]  # type: ignore[valid-type]
+
+
+class RuleSpec(_Model):
+    """One rule as written in a config file, a control API call or Python."""
+
+    name: str | None = Field(None, description="Label shown in the traffic log (default: the id)")
+    match: Match = Field(default_factory=Match)
+    action: Action  # type: ignore[valid-type]
+    trigger: Trigger = Field(default_factory=Trigger)
+
+    @model_validator(mode="after")
+    def _transport(self) -> "RuleSpec":
+        m = self.match
+        if self.action.stage == "datagram":
+            if m.device_type not in (None, "discovery"):
+                raise ValueError(f"{self.action.kind} acts on discovery; match.device_type must be 'discovery' or absent")
+            if m.device_number is not None or m.member is not None or m.path is not None or m.verb not in (None, "UDP"):
+                raise ValueError(f"{self.action.kind} acts on discovery; match only device_type")
+        elif m.device_type == "discovery" or m.verb == "UDP":
+            raise ValueError(f"action {self.action.kind!r} cannot act on discovery; use discovery_garbage or discovery_silent")
+        return self
+
+
+_RULE_ADAPTER = TypeAdapter(RuleSpec)
+#: Discriminator -> tags of the rule model (the action kinds), for error messages.
+RULE_UNIONS = union_tags(RuleSpec)
+
+
+def parse_rule(data: Any) -> RuleSpec:
+    """Validate a rule (dict or RuleSpec); FaultRuleError names each bad field."""
+    if isinstance(data, RuleSpec):
+        return data
+    if not isinstance(data, dict):
+        raise FaultRuleError([("(rule)", f"must be an object with match, action, trigger; got {type(data).__name__}")])
+    if isinstance(data.get("action"), str):  # shorthand: "action": "bad_json"
+        data = {**data, "action": {"kind": data["action"]}}
+    try:
+        return _RULE_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise FaultRuleError(describe_errors(exc, RULE_UNIONS, empty="(rule)")) from None

@@ -1,0 +1,485 @@
+"""The layer below HTTP: fault stages that need the socket, inside waitress, and the traffic log.
+
+    connection ─> FaultChannel.service: log entry, Plan ─┬─ latency: a timer puts it back (no worker held)
+                                                         ├─ connection stage: hang, drop, reset, refuse, down
+                                                         └─ FaultTask ─> app (+ fault middleware) ─> write
+                                                              └─ response-bytes stage: truncate, slow_body
+
+Why inside waitress and not a proxy in front of it. A proxy (asyncio or threads) would copy
+every byte twice and add a hop to every request, which the performance budget (server CPU per
+request within 1.3x of bare Falcon + waitress, nothing measurable for an empty rule list) does
+not allow. Waitress already owns the sockets in one asyncore loop thread; subclassing its
+channel (one per connection) and task (one per request) gives the same control with no extra
+hop. This layer evaluates each request's plan once, as it arrives, carries out the stages that
+need the socket, and hands the plan to the app in the WSGI environ for the fault middleware
+(:mod:`emulator.faults.middleware`), which carries out the HTTP-level ones. It never builds an
+Alpaca answer itself. With no rules, the only extra work is one dict lookup and appending one
+traffic entry.
+
+Threading rules this module keeps:
+
+- Socket state (close, SO_LINGER, the listening socket) changes only on the loop thread; worker
+  and timer threads hand it thunks through ``server.trigger.pull_trigger``.
+- Latency and hang never hold a worker thread: a delayed request is put back on the task queue
+  by a timer; a hung request is taken off the channel, whose socket stays open (its input is
+  discarded) until the client leaves or ``max_s`` passes.
+- One :class:`~emulator.serve.scheduler.Scheduler` thread per emulator, started on first use,
+  runs all timers; it and every timer are gone after :meth:`FaultLayer.stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+from typing import Any, Callable
+
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import WSGITask
+
+from emulator.faults.engine import DISCOVERY_INFO, NOT_NOTED, FaultSet, Plan
+from emulator.faults.middleware import PLAN_KEY
+from emulator.http.protocol import error_number_of
+from emulator.serve.scheduler import Scheduler
+from emulator.serve.traffic import TrafficEntry, TrafficLog
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/emulator/"
+# The overridden waitress methods, called directly rather than through super() on every request.
+_wsgi_execute = WSGITask.execute
+_wsgi_write = WSGITask.write
+_wsgi_finish = WSGITask.finish
+_wsgi_environment = WSGITask.get_environment
+_http_received = HTTPChannel.received
+_http_service = HTTPChannel.service
+_LINGER_RST = struct.pack("ii", 1, 0)
+#: The stages the fault middleware carries out: their plans travel in the WSGI environ.
+_APP_STAGES = ("request", "response-content")
+
+
+class _Ctx:
+    """Per-request state, kept on the waitress request object between the two service passes."""
+
+    __slots__ = ("plan", "entry", "t0", "done")
+
+    def __init__(self, plan: Plan | None, entry: TrafficEntry, t0: float) -> None:
+        self.plan = plan
+        self.entry = entry
+        self.t0 = t0
+        self.done = False
+
+
+class FaultLayer:
+    """Everything a served emulator needs below the app: rules, traffic log, timers, outages."""
+
+    def __init__(self, faults: FaultSet, traffic: TrafficLog, clock: Any) -> None:
+        self.faults = faults
+        self.traffic = traffic
+        self.clock = clock
+        self.server: "FaultServer | None" = None
+        self.scheduler = Scheduler("fault-timers")
+        self.stopping = threading.Event()
+        self._outage_until = 0.0
+        self._listening = True
+
+    def attach(self, server: "FaultServer") -> None:
+        self.server = server
+        self.scheduler.name = f"fault-timers:{server.effective_port}"
+
+    def stop(self) -> None:
+        """Cancel every timer and wake every dribbling response, before the server closes."""
+        self.stopping.set()
+        self.scheduler.stop()
+
+    def on_loop(self, thunk: Callable[[], None]) -> None:
+        """Run ``thunk`` on the waitress loop thread, the only one that touches sockets."""
+        server = self.server
+        if server is None or self.stopping.is_set():
+            return
+        try:
+            server.trigger.pull_trigger(thunk)
+        except (OSError, ValueError):  # the loop is gone: nothing left to do
+            pass
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def begin(self, channel: HTTPChannel, request: Any) -> _Ctx | None:
+        """Log and decide one HTTP request; None for the control API (never faulted).
+
+        Runs for every request, so it only gathers what is at hand: the path is classified and
+        the parameters parsed when the log is read or a firing rule needs them, not here."""
+        path = request.path or ""
+        if path.startswith(CONTROL_PREFIX):
+            return None
+        verb = request.command.upper()
+        raw: str | bytes = request.query or ""
+        if verb == "PUT" and request.body_rcv is not None:
+            stream = request.get_body_stream()
+            pos = stream.tell()
+            raw = stream.read()
+            stream.seek(pos)
+        entry = TrafficEntry(time.time(), self.clock.now(), channel.addr, verb, path, params=raw)
+        plan = self.faults.evaluate_request(verb, path)
+        if plan is not None:
+            entry.rules = plan.fired
+        return _Ctx(plan, entry, time.monotonic())
+
+    def finish(self, ctx: _Ctx) -> None:
+        """Log the request, once: called as its answer starts out, or before its connection closes,
+        so a client that has seen the outcome always finds the entry."""
+        if ctx.done:
+            return
+        ctx.done = True
+        entry = ctx.entry
+        entry.duration_s = time.monotonic() - ctx.t0
+        if entry.outcome == "answered" and entry._status is None:
+            entry.outcome = "unanswered"
+        self.traffic.record(entry)
+
+    def record_bad_http(self, channel: HTTPChannel, request: Any) -> None:
+        """A request waitress itself rejected (malformed HTTP): logged with its status."""
+        code = getattr(request.error, "code", None)
+        # a request line that could not be parsed leaves command and path unset
+        verb, path = (getattr(request, "command", None) or "").upper(), getattr(request, "path", None) or ""
+        self.traffic.record(TrafficEntry(time.time(), self.clock.now(), channel.addr, verb, path, None, None, None, status=code))
+
+    # -- discovery ----------------------------------------------------------------------------------
+
+    def discovery_hook(self, data: bytes, addr: tuple, reply: bytes | None) -> bytes | None:
+        """The discovery responder's fault seam: log the datagram, let a datagram action change the reply."""
+        if reply is None:
+            return None  # not a discovery request: ignored, as a real device does
+        entry = TrafficEntry(time.time(), self.clock.now(), f"{addr[0]}:{addr[1]}", "UDP", "", "discovery", None, None, {})
+        plan = self.faults.evaluate(DISCOVERY_INFO)
+        if plan is not None:
+            entry.rules = plan.fired
+            if plan.stage == "datagram":
+                reply = plan.action.apply(reply)
+                entry.outcome = plan.action.outcome or entry.outcome
+        self.traffic.record(entry)
+        return reply
+
+    # -- outages (loop thread only) -----------------------------------------------------------------
+
+    def outage(self, duration_s: float, close_open: bool, then: Callable[[], None] | None = None) -> None:
+        """Stop listening for ``duration_s``; with ``close_open`` close every open connection too.
+
+        ``then`` runs right after, in the same loop turn: the tripping connection is closed only
+        once the listener is gone, so its client cannot reconnect in between.
+        """
+
+        def begin() -> None:
+            self._outage_begin(duration_s, close_open)
+            if then is not None:
+                then()
+
+        self.on_loop(begin)
+
+    def _outage_begin(self, duration_s: float, close_open: bool) -> None:
+        server = self.server
+        if server is None or server.socket is None:
+            return
+        until = time.monotonic() + duration_s
+        self._outage_until = max(self._outage_until, until)
+        if self._listening:
+            self._listening = False
+            host, port = server.socket.getsockname()[:2]
+            server.accepting = False
+            server.del_channel()
+            server.socket.close()  # queued connections get RST; new ones ECONNREFUSED
+            fresh = socket.socket(server.family, socket.SOCK_STREAM)
+            fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                fresh.bind((host, port))  # hold the port, not listening, until the outage ends
+            except OSError as exc:  # pragma: no cover - someone took the port in that microsecond
+                log.error("could not keep port %s during the outage: %s", port, exc)
+            server._outage_addr = (host, port)
+            server.set_socket(fresh)
+            log.info("not accepting connections on port %s for %.3fs", port, duration_s)
+        if close_open:
+            for channel in list(server.active_channels.values()):
+                try:
+                    channel.handle_close()
+                except OSError:
+                    pass
+        self.scheduler.call_later(until - time.monotonic(), lambda: self.on_loop(self._outage_end))
+
+    def _outage_end(self) -> None:
+        server = self.server
+        if server is None or self._listening or server.socket is None:
+            return
+        if time.monotonic() < self._outage_until - 0.001:
+            return  # a longer outage began meanwhile; its own timer ends it
+        try:
+            if server.socket.getsockname()[1] != server._outage_addr[1]:  # bind failed: try again
+                server.socket.bind(server._outage_addr)  # still unbound, so it may be bound now
+            server.socket.listen(server.adj.backlog)
+        except OSError as exc:
+            log.error("could not listen again on port %s: %s; retrying in 1 s", server._outage_addr[1], exc)
+            self.scheduler.call_later(1.0, lambda: self.on_loop(self._outage_end))
+            return
+        server.accepting = True
+        self._listening = True
+        log.info("accepting connections on port %s again", server._outage_addr[1])
+
+
+class FaultTask(WSGITask):
+    """A request task: the app's answer as it comes, or whole, for a response-bytes action to send.
+
+    As the :class:`~emulator.faults.transport.ReplyOut` of that action, it has the app's
+    answer in ``body`` and sends it with :meth:`send` or :meth:`dribble`.
+    """
+
+    discard = False  # the device acts, the answer is kept from the client (drop/reset, phase response)
+    _ctx: _Ctx | None = None  # set while the traffic entry still waits for this answer
+    _sniff = False  # the answer goes out as the app writes it: take status and ErrorNumber from that
+    body = b""
+
+    def get_environment(self) -> dict:
+        env = _wsgi_environment(self)
+        ctx: _Ctx | None = self.request.fault_ctx
+        if ctx is not None and ctx.plan is not None and ctx.plan.stage in _APP_STAGES:
+            env[PLAN_KEY] = ctx.plan
+        return env
+
+    def execute(self) -> None:
+        ctx: _Ctx | None = self.request.fault_ctx
+        plan = ctx.plan if ctx is not None else None
+        if self.discard or (plan is not None and plan.stage == "response-bytes"):
+            self._status, self._headers, self.body = self._call_app()
+            entry = ctx.entry
+            entry.status = _status_code(self._status)
+            entry.error_number = _error_number(self._headers, self.body)
+            if not self.discard:
+                self._ctx = ctx
+                entry.outcome = plan.action.outcome or entry.outcome
+                plan.action.apply(self)
+            return
+        self._ctx = ctx
+        self._sniff = True
+        _wsgi_execute(self)
+
+    def finish(self) -> None:
+        if not self.discard:
+            _wsgi_finish(self)
+
+    def write(self, data: bytes) -> None:
+        ctx = self._ctx
+        if ctx is not None:  # the answer starts out: log the request now, before the client can see it
+            self._ctx = None
+            if self._sniff:
+                entry = ctx.entry
+                noted = ctx.plan.error_number if ctx.plan is not None else NOT_NOTED
+                if noted is not NOT_NOTED:  # the app's own ErrorNumber, before a fault changed its reply
+                    entry.status = self.status
+                    entry.error_number = noted
+                elif not entry.answered(self.status, data):
+                    entry.error_number = _error_number(self.response_headers, data)
+            self.channel.server.layer.finish(ctx)
+        _wsgi_write(self, data)
+
+    # -- the ReplyOut of a response-bytes action -----------------------------------------------------
+
+    def send(self, upto: int | None = None) -> None:
+        self._prepare(len(self.body))
+        if upto is None:
+            self.write(self.body)
+            return
+        self.close_on_finish = True
+        self.write(self.body[:upto])
+
+    def dribble(self, bytes_per_s: float) -> None:
+        body = self.body
+        self._prepare(len(body))
+        self.write(b"")
+        self._flush()
+        chunk = max(1, int(bytes_per_s * 0.05))
+        stopping = self.channel.server.layer.stopping
+        for start in range(0, len(body), chunk):
+            piece = body[start : start + chunk]
+            if stopping.wait(len(piece) / bytes_per_s) or not self.channel.connected:
+                self.close_on_finish = True
+                return
+            self.write(piece)
+            self._flush()
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _call_app(self) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The app's whole answer, not sent."""
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = status, list(headers)
+            return lambda data: None
+
+        app_iter = self.channel.server.application(self.get_environment(), start_response)
+        try:
+            body = b"".join(app_iter)
+        finally:
+            if hasattr(app_iter, "close"):
+                app_iter.close()
+        return captured.get("status", "500 Internal Server Error"), captured.get("headers", []), body
+
+    def _prepare(self, length: int) -> None:
+        self.status = self._status
+        self.response_headers = [h for h in self._headers if h[0].lower() != "content-length"]
+        self.response_headers.append(("Content-Length", str(length)))
+        self.content_length = length
+        self.complete = True
+
+    def _flush(self) -> None:
+        channel = self.channel
+        with channel.outbuf_lock:
+            channel._flush_exception(channel._flush_some, do_close=False)
+
+
+class _Connection:
+    """The :class:`~emulator.faults.transport.Connection` of one request: what a connection-stage
+    action can do to it. Every call that ends the request logs it first."""
+
+    __slots__ = ("channel", "request", "ctx", "layer")
+
+    def __init__(self, channel: "FaultChannel", request: Any, ctx: _Ctx) -> None:
+        self.channel = channel
+        self.request = request
+        self.ctx = ctx
+        self.layer: FaultLayer = channel.server.layer
+
+    def hang(self, max_s: float) -> None:
+        channel, layer = self.channel, self.layer
+        layer.finish(self.ctx)
+        channel._take_off()
+        layer.scheduler.call_later(max_s, lambda: layer.on_loop(lambda: channel._close_now(False)))
+        channel.server.pull_trigger()  # poll again: a hung socket must notice its client leaving
+
+    def close(self, reset: bool) -> None:
+        channel = self.channel
+        self.layer.finish(self.ctx)
+        channel._take_off()
+        self.layer.on_loop(lambda: channel._close_now(reset))
+
+    def call_device(self) -> None:
+        task = self.channel.task_class(self.channel, self.request)
+        task.discard = True
+        try:
+            task.service()
+        except Exception:
+            log.exception("device call before the connection was cut failed")
+
+    def outage(self, duration_s: float, close_open: bool) -> None:
+        channel = self.channel
+        self.layer.finish(self.ctx)
+        channel._take_off()
+        self.layer.outage(duration_s, close_open, then=lambda: channel._close_now(False))
+
+
+class FaultRequest(HTTPRequestParser):
+    """waitress's request with a ``fault_ctx`` slot that reads None until the layer sets it
+    (``getattr(request, "fault_ctx", None)`` on a missing attribute raises and swallows an
+    AttributeError: about a microsecond on every request)."""
+
+    fault_ctx: _Ctx | None = None
+
+
+class FaultChannel(HTTPChannel):
+    """One connection; decides each request's fate before the app sees it."""
+
+    task_class = FaultTask
+    parser_class = FaultRequest
+    muted = False  # hung or being aborted: input is read and discarded
+
+    def received(self, data: bytes) -> bool:
+        if self.muted:
+            return False
+        return _http_received(self, data)
+
+    def service(self) -> None:
+        if not self.requests:  # cancelled while a latency timer was pending
+            return
+        request = self.requests[0]
+        layer: FaultLayer = self.server.layer
+        ctx: _Ctx | None = request.fault_ctx
+        if ctx is None:
+            if request.error:  # malformed HTTP: waitress answers it; logged before the answer goes out
+                layer.record_bad_http(self, request)
+                _http_service(self)
+                return
+            ctx = layer.begin(self, request)
+            if ctx is None:
+                _http_service(self)
+                return
+            request.fault_ctx = ctx
+            if ctx.plan is not None and ctx.plan.latency_s > 0:
+                # Free this worker; a timer puts the channel back on the task queue.
+                layer.scheduler.call_later(ctx.plan.latency_s, self._resume)
+                return
+        plan = ctx.plan
+        try:
+            if plan is not None and plan.stage == "connection":
+                ctx.entry.outcome = plan.action.outcome or ctx.entry.outcome
+                plan.action.apply(_Connection(self, request, ctx))
+            else:
+                _http_service(self)
+        finally:
+            layer.finish(ctx)
+
+    def _resume(self) -> None:
+        if not self.requests:
+            return
+        if self.connected:
+            self.server.add_task(self)
+            return
+        ctx = self.requests[0].fault_ctx  # closed meanwhile (e.g. by a "down")
+        if ctx is not None:
+            ctx.entry.outcome = "closed"
+            self.server.layer.finish(ctx)
+
+    def _take_off(self) -> None:
+        """Forget this connection's requests without answering, freeing the worker."""
+        with self.requests_lock:
+            self.muted = True
+            for r in self.requests:
+                r.close()
+            self.requests = []
+
+    def _close_now(self, rst: bool) -> None:
+        """Loop thread only: close, with a TCP reset when ``rst``; a no-op if already closed."""
+        if self._fileno is None or self.socket is None:
+            return
+        if rst:
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            except OSError:
+                pass
+        self.handle_close()
+
+
+class FaultServer(TcpWSGIServer):
+    """waitress's TCP server with :class:`FaultChannel` connections and a :class:`FaultLayer`."""
+
+    channel_class = FaultChannel
+    _outage_addr: tuple[str, int] = ("", 0)
+
+    def __init__(self, application: Callable, layer: FaultLayer, **kw: Any) -> None:
+        self.layer = layer
+        super().__init__(application, **kw)
+        layer.attach(self)
+
+
+def _status_code(status: str) -> int | None:
+    try:
+        return int(status[:3])
+    except ValueError:
+        return None
+
+
+def _error_number(headers: list[tuple[str, str]], body: bytes) -> int | None:
+    """ErrorNumber of an Alpaca answer (JSON envelope or ImageBytes), without a full parse."""
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    return error_number_of(body, content_type)

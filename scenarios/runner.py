@@ -39,10 +39,10 @@ class Runner:
         )
 
     def run(self) -> Verdict:
-        run = Run(self.sc, self.verdict)
+        run = Run(self.verdict, self.sc.timeout_s)
         try:
             self._setup(run)
-            play(run)
+            play(run, self.sc.steps)
         except ScenarioAborted as exc:
             self.verdict.error = str(exc)
         except Exception as exc:  # a bug or an environment problem: still a verdict, with the cause

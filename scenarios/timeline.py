@@ -8,14 +8,25 @@ nothing of step kinds (each kind's ``run`` says what it does).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from scenarios.verdict import TimelineEntry, Verdict
 
 if TYPE_CHECKING:
     from scenarios.evidence import QueueEvidence, SqliteEvidence, TrafficView
     from scenarios.rig import DeviceRig
-    from scenarios.schema import Scenario
+
+
+class Playable(Protocol):
+    """What the timeline needs of a step (:class:`scenarios.steps.base.Step` has it)."""
+
+    at: float | None
+    after: float | None
+    label: str | None
+
+    def timeline_text(self) -> str: ...
+
+    def run(self, run: "Run", where: str) -> str | None: ...
 
 
 class ScenarioAborted(Exception):
@@ -25,9 +36,9 @@ class ScenarioAborted(Exception):
 class Run:
     """One run of one scenario: its parts, its clock and deadline, labels, background calls, verdict."""
 
-    def __init__(self, scenario: "Scenario", verdict: Verdict) -> None:
-        self.scenario = scenario
+    def __init__(self, verdict: Verdict, timeout_s: float) -> None:
         self.verdict = verdict
+        self.timeout_s = timeout_s
         self.emu: Any = None
         self.rig: "DeviceRig | None" = None
         self.messages: "QueueEvidence | None" = None
@@ -35,7 +46,7 @@ class Run:
         self.traffic: "TrafficView | None" = None
         self.t0 = time.monotonic()
         self.wall0 = time.time()
-        self.deadline = self.t0 + scenario.timeout_s
+        self.deadline = self.t0 + timeout_s
         self.step_starts: dict[str, float] = {}  # label -> monotonic time it started
         self.background: dict[str, Any] = {}  # label -> calls still running, with .collect(run, timeout)
         self.faults: dict[str, Any] = {}  # label -> the live emulator fault rule
@@ -66,20 +77,20 @@ class Run:
             remaining = self.deadline - time.monotonic()
             if remaining > 0:
                 time.sleep(remaining)
-            raise ScenarioAborted(f"scenario deadline of {self.scenario.timeout_s:g} s passed (timeout_s)")
+            raise ScenarioAborted(f"scenario deadline of {self.timeout_s:g} s passed (timeout_s)")
         delay = t_mono - time.monotonic()
         if delay > 0:
             time.sleep(delay)
 
 
-def play(run: Run) -> None:
-    """Every step of the scenario in order; each one's outcome goes to the timeline."""
+def play(run: Run, steps: Iterable[Playable]) -> None:
+    """Every step in order; each one's outcome goes to the timeline."""
     start = time.monotonic()
     prev_end = start
-    for i, step in enumerate(run.scenario.steps):
+    for i, step in enumerate(steps):
         run.sleep_until(start + step.at if step.at is not None else prev_end + (step.after or 0.0))
         if time.monotonic() > run.deadline:
-            raise ScenarioAborted(f"scenario deadline of {run.scenario.timeout_s:g} s passed before steps[{i}]")
+            raise ScenarioAborted(f"scenario deadline of {run.timeout_s:g} s passed before steps[{i}]")
         t = run.now()
         if step.label:
             run.step_starts[step.label] = time.monotonic()

@@ -35,11 +35,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class UnknownStepKind(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
 def step_kind(cls: type["Step"]) -> type["Step"]:
     """Class decorator: register a step kind under each tag of its ``do: Literal[...]``."""
     annotation = cls.model_fields["do"].annotation
@@ -52,14 +47,6 @@ def step_kind(cls: type["Step"]) -> type["Step"]:
     for tag in tags:
         STEP_KINDS[tag] = cls
     return cls
-
-
-def kind_of(tag: str) -> type["Step"]:
-    """The class of a step kind; UnknownStepKind names the valid ones."""
-    try:
-        return STEP_KINDS[tag]
-    except KeyError:
-        raise UnknownStepKind(f"unknown step {tag!r}; valid steps: {', '.join(sorted(STEP_KINDS))}") from None
 
 
 class Scope:

@@ -105,13 +105,18 @@ class SqliteEvidence:
 
 
 class QueueEvidence:
-    """Every message the run's devices put on their queue, in order, stamped with its arrival time."""
+    """Every message the run's devices put on their queue, in order, stamped with its arrival time.
+
+    ``handled`` counts the messages taken in full (kept and, with SQLite, stored), and
+    :meth:`wait_beyond` lets a check wait for the next one instead of looking again and again.
+    """
 
     def __init__(self, clock: Callable[[], float], sqlite: SqliteEvidence | None = None) -> None:
         self.clock = clock
         self.sqlite = sqlite
+        self.handled = 0
         self._messages: list[Message] = []
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def accept(self, item: Any) -> None:
         """The QueueDrain handler."""
@@ -119,13 +124,21 @@ class QueueEvidence:
             metadata, payload = item
         except (TypeError, ValueError):
             metadata, payload = None, item
-        with self._lock:
+        with self._changed:
             self._messages.append(Message(self.clock(), metadata, payload))
         if self.sqlite is not None:
             self.sqlite.record(metadata, payload)
+        with self._changed:
+            self.handled += 1
+            self._changed.notify_all()
+
+    def wait_beyond(self, handled: int, timeout: float) -> bool:
+        """Until more than ``handled`` messages were handled, for up to ``timeout`` s; False if none came."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.handled > handled, max(0.0, timeout))
 
     def messages(self) -> list[Message]:
-        with self._lock:
+        with self._changed:
             return list(self._messages)
 
     def capture(self, verdict: Verdict) -> None:

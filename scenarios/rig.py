@@ -136,7 +136,9 @@ class DeviceRig:
         for name, proc in self.processes.items():
             state = process_state(proc)
             while state is not None and time.monotonic() < limit:
-                time.sleep(0.02)  # not our child to wait for when started by the forkserver
+                # no exit to wait for: a forkserver's child is not ours, and waiting on our own
+                # (psutil.wait_procs) would reap it behind multiprocessing's back
+                time.sleep(0.02)
                 state = process_state(proc)
             if state is not None:
                 left[name] = (proc.pid, state)

@@ -316,3 +316,38 @@ print(verdict.timeline[-1].outcome)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "ok: nothing"
+
+
+QUEUE_WAIT = """
+[[scenario]]
+name = "queue-wait"
+description = "expect_queue and expect_sqlite wait for the next message, not for a clock"
+[[scenario.devices]]
+name = "weather"
+type = "SafetyMonitor"
+[[scenario.steps]]
+do = "start_poll"
+device = "weather"
+member = "IsSafe"
+interval_s = 0.3
+[[scenario.steps]]
+do = "expect_queue"
+type = "query"
+min = 4
+within_s = 20
+[[scenario.steps]]
+do = "expect_sqlite"
+min = 6
+within_s = 20
+"""
+
+
+def test_queue_checks_look_again_only_when_a_message_came() -> None:
+    (sc,) = load_text(QUEUE_WAIT)
+    verdict = run_scenario(sc)
+    assert verdict.passed, verdict.report()
+    outcomes = [e.outcome for e in verdict.timeline if e.text.startswith(("steps[1]", "steps[2]"))]
+    looks = [int(o.split(" looks")[0].rsplit(" ", 1)[-1]) if "looks" in o else 1 for o in outcomes]
+    # waiting ~1 s each: a check that looked every 20 ms would have looked ~50 times; one woken by
+    # messages looks once more per message at most, and the devices sent this many in all
+    assert sum(looks) <= len(looks) + verdict.queue_total, (looks, verdict.queue_total, outcomes)

@@ -137,10 +137,17 @@ class DeviceStep(Step):
                 scope.problem("member", str(exc))
 
 
+#: How often a check looks again at what signals no change (traffic log, poll cache, processes, state).
+LOOK_AGAIN_S = 0.02
+
+
 class Check(Step):
     """A step that checks; ``within_s`` retries it until it holds."""
 
     within_s: float = Field(0.0, ge=0, le=600, description="Retry until it holds, for up to this long (wait until)")
+
+    #: Only a new queue message can change the outcome: the check waits for one instead of looking again.
+    follows_queue: ClassVar[bool] = False
 
     def expects(self) -> bool:
         return True
@@ -154,12 +161,17 @@ class Check(Step):
         looks = 0
         while True:
             looks += 1
+            handled = run.messages.handled if run.messages is not None else 0
             ok, expected, observed = self.evaluate(run)
             if ok:
                 return f"ok: {observed}" if looks == 1 else f"ok after {looks} looks: {observed}"
-            if time.monotonic() >= limit:
+            left = limit - time.monotonic()
+            if left <= 0:
                 break
-            time.sleep(0.02)  # the things checked (poll cache, traffic log, SQLite) signal no change
+            if self.follows_queue and run.messages is not None:
+                run.messages.wait_beyond(handled, left)
+            else:
+                time.sleep(min(LOOK_AGAIN_S, left))
         if self.within_s:
             expected += f" (waited {self.within_s:g} s)"
         run.verdict.fail(where, expected, observed)

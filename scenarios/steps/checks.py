@@ -197,6 +197,8 @@ class QueueCheck(Check, Counted):
     level: Literal["info", "warning", "error", "debug"] | None = None
     pattern: str | None = Field(None, description="Regular expression searched in the text / SQL")
 
+    follows_queue = True
+
     @model_validator(mode="after")
     def _bounds(self) -> "QueueCheck":
         self._at_least_one_by_default()
@@ -245,6 +247,7 @@ class SqliteCheck(Check, Counted):
     where: dict[str, Any] = Field(default_factory=dict, description="column = value, all must hold")
 
     needs_sqlite = True
+    follows_queue = True
 
     @model_validator(mode="after")
     def _bounds(self) -> "SqliteCheck":

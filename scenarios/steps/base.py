@@ -20,9 +20,9 @@ import time
 import typing
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scenarios.names import check_member
+from scenarios.names import check_member, device_type
 
 if TYPE_CHECKING:  # annotations only: the timeline module never imports the steps
     from scenarios.timeline import Run
@@ -139,6 +139,22 @@ class DeviceStep(Step):
 
 #: How often a check looks again at what signals no change (traffic log, poll cache, processes, state).
 LOOK_AGAIN_S = 0.02
+
+
+class StateStep(Step):
+    """A step on one emulator device's simulated state (set it, or check it)."""
+
+    device_type: str = Field(..., description="Emulator device type, any case")
+    device_number: int = Field(0, ge=0)
+    values: dict[str, Any] = Field(..., description="Member = value, as emu.set_state / emu.get_state have them")
+
+    _norm_type = field_validator("device_type")(lambda cls, v: device_type(v))
+
+    def describe(self) -> str:
+        return f"{self.do} {self.device_type}/{self.device_number} {self.values}"  # type: ignore[attr-defined]
+
+    def check_refs(self, scope: Scope) -> None:
+        scope.emulator_device(self.device_type, self.device_number)
 
 
 class Check(Step):

@@ -19,7 +19,7 @@ from emulator.validation import describe_errors
 from scenarios.compare import short, values_equal
 from scenarios.names import DEVICE_TYPES, check_url_member, device_type
 from scenarios.rig import STOPPED, ZOMBIE
-from scenarios.steps.base import Check, Counted, DeviceStep, Scope, step_kind
+from scenarios.steps.base import Check, Counted, DeviceStep, Scope, StateStep, step_kind
 
 if TYPE_CHECKING:
     from scenarios.timeline import Run
@@ -278,21 +278,10 @@ class SqliteCheck(Check, Counted):
 
 
 @step_kind
-class StateCheck(Check):
+class StateCheck(StateStep, Check):
     """Simulated state in the emulator (a subset of ``emu.get_state``)."""
 
     do: Literal["expect_state"]
-    device_type: str
-    device_number: int = Field(0, ge=0)
-    values: dict[str, Any]
-
-    _norm_type = field_validator("device_type")(lambda cls, v: device_type(v))
-
-    def check_refs(self, scope: Scope) -> None:
-        scope.emulator_device(self.device_type, self.device_number)
-
-    def describe(self) -> str:
-        return f"expect_state {self.device_type}/{self.device_number} {self.values}"
 
     def evaluate(self, run: "Run") -> tuple[bool, str, str]:
         state = run.emu.get_state(self.device_type, self.device_number)

@@ -14,7 +14,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from emulator.faults.rules import Action, FaultRuleError, Match, RuleSpec, Trigger, parse_rule
 from scenarios.names import DEVICE_TYPES, check_url_member, device_type
-from scenarios.steps.base import Scope, Step, step_kind
+from scenarios.steps.base import Scope, StateStep, Step, step_kind
 
 if TYPE_CHECKING:
     from scenarios.timeline import Run
@@ -121,21 +121,10 @@ class ClearStep(Step):
 
 
 @step_kind
-class SetStateStep(Step):
+class SetStateStep(StateStep):
     """Set simulated state in the emulator (e.g. IsSafe = false): the weather turns."""
 
     do: Literal["set_state"]
-    device_type: str
-    device_number: int = Field(0, ge=0)
-    values: dict[str, Any]
-
-    _norm_type = field_validator("device_type")(lambda cls, v: device_type(v))
-
-    def describe(self) -> str:
-        return f"set_state {self.device_type}/{self.device_number} {self.values}"
-
-    def check_refs(self, scope: Scope) -> None:
-        scope.emulator_device(self.device_type, self.device_number)
 
     def run(self, run: "Run", where: str) -> None:
         run.emu.set_state(self.device_type, self.device_number, **self.values)

@@ -17,6 +17,10 @@ VALUE_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+#: Attributes astra's errors carry that say why a call failed (shown in verdicts, pinned by expectations).
+ERROR_ATTRS = ("reason", "cause", "error_number", "error_name", "http_status", "ambiguous", "attempts")
+
+
 def short(value: Any, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -26,7 +30,7 @@ def describe_exception(exc: BaseException) -> str:
     """Type, message and the cause attributes astra's errors carry."""
     parts = [f"{type(exc).__name__}: {str(exc)[:300]}"]
     attrs = []
-    for name in ("reason", "cause", "error_number", "error_name", "http_status", "ambiguous", "attempts"):
+    for name in ERROR_ATTRS:
         if hasattr(exc, name):
             value = getattr(exc, name)
             attrs.append(f"error_number=0x{value:X}" if name == "error_number" and isinstance(value, int) else f"{name}={value!r}")

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from astra.alpaca_device_process import AlpacaDeviceError, AlpacaDeviceIPCError, RemoteDeviceError
 from astra.errors import IPC_REASONS, REMOTE_CAUSES
-from scenarios.compare import VALUE_TYPES, describe_exception, short, values_equal
+from scenarios.compare import ERROR_ATTRS, VALUE_TYPES, describe_exception, short, values_equal
 from scenarios.steps.base import DeviceStep, Scope, Step, Strict, step_kind
 
 if TYPE_CHECKING:
@@ -24,8 +24,6 @@ ERROR_CLASSES: dict[str, type[Exception]] = {
     "AlpacaDeviceIPCError": AlpacaDeviceIPCError,
     "RemoteDeviceError": RemoteDeviceError,
 }
-#: Error attributes an expectation can pin, as astra's errors carry them.
-ERROR_ATTRS = ("reason", "cause", "error_number", "error_name", "http_status", "ambiguous", "attempts")
 
 
 @dataclass

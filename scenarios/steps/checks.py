@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from emulator.faults.rules import Match
 from emulator.validation import describe_errors
 from scenarios.compare import short, values_equal
-from scenarios.names import DEVICE_TYPES, check_url_member, device_type
+from scenarios.names import DEVICE_TYPES, check_url_member
 from scenarios.rig import STOPPED, ZOMBIE
 from scenarios.steps.base import Check, Counted, DeviceStep, Scope, StateStep, step_kind
 

@@ -8,12 +8,12 @@ device, and at the end the rule must have fired (``fired``, ``may_not_fire``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from emulator.faults.rules import Action, FaultRuleError, Match, RuleSpec, Trigger, parse_rule
-from scenarios.names import DEVICE_TYPES, check_url_member, device_type
+from scenarios.names import DEVICE_TYPES, check_url_member
 from scenarios.steps.base import Scope, StateStep, Step, step_kind
 
 if TYPE_CHECKING:

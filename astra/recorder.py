@@ -16,9 +16,10 @@ import datetime as _dt
 import logging
 import queue as _queue
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
+
+from astra.queues import QueueDrain
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,10 @@ def drain(q: Any, conn: sqlite3.Connection, *, timeout: float = 0.0, execute_sql
 
 
 class Recorder:
-    """A thread that drains a queue into SQLite until stopped (use as a context manager)."""
+    """Drains a queue into SQLite in a thread until stopped (use as a context manager).
+
+    The taking is :class:`astra.queues.QueueDrain`'s; each batch is one transaction.
+    """
 
     def __init__(self, path: str | Path, q: Any, *, execute_sql_text: bool = False, poll_s: float = 0.1) -> None:
         self.path = path
@@ -151,18 +155,22 @@ class Recorder:
         self.execute_sql_text = execute_sql_text
         self.poll_s = poll_s
         self.recorded = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="astra-recorder", daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self._drain: QueueDrain | None = None
 
     def start(self) -> "Recorder":
-        self._thread.start()
+        self._conn = connect(self.path)
+        self._drain = QueueDrain(self.queue, self._store, poll_s=self.poll_s, flush=self._conn.commit, name="astra-recorder")
+        self._drain.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after storing what is already on the queue."""
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        if self._drain is None or self._conn is None:
+            return
+        if self._drain.stop(timeout):
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> "Recorder":
         return self.start()
@@ -170,13 +178,7 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        conn = connect(self.path)
-        try:
-            while not self._stop.is_set():
-                self.recorded += drain(self.queue, conn, timeout=self.poll_s, execute_sql_text=self.execute_sql_text)
-            self.recorded += drain(self.queue, conn, execute_sql_text=self.execute_sql_text)
-        except Exception:
-            log.exception("recorder stopped by an error")
-        finally:
-            conn.close()
+    def _store(self, message: Any) -> None:
+        assert self._conn is not None
+        if record(self._conn, message, execute_sql_text=self.execute_sql_text):
+            self.recorded += 1

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from astra.queues import QueueDrain
+
 _TICK = os.sysconf("SC_CLK_TCK")
 #: The repository root: child interpreters run ``-m bench.<x>`` from here, wherever we were started.
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -174,35 +176,19 @@ class EmulatorProcess(ServerProcess):
             self._cleanup()
 
 
-class QueueDrainer:
-    """Empties a multiprocessing queue in a thread, counting (or keeping) what comes, so producers never block."""
+def _discard(item: object) -> None:
+    """Handler of a QueueDrainer that only counts."""
+
+
+class QueueDrainer(QueueDrain):
+    """A started :class:`astra.queues.QueueDrain` that counts what comes (keeps it with ``keep``), so producers never block."""
 
     def __init__(self, queue: object, keep: bool = False) -> None:
-        self.queue = queue
-        self.keep = keep
-        self.items: list = []
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-queue-drain", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import queue as _queue
-
-        while not self._stop.is_set():
-            try:
-                item = self.queue.get(timeout=0.2)  # type: ignore[attr-defined]
-            except _queue.Empty:
-                continue
-            except (OSError, ValueError, EOFError):
-                return
-            self.count += 1
-            if self.keep:
-                self.items.append(item)
+        super().__init__(queue, None if keep else _discard, poll_s=0.2, name="bench-queue-drain")
+        self.start()
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
+        self.stop(2.0)
         try:
             self.queue.close()  # type: ignore[attr-defined]
         except Exception:

@@ -18,22 +18,48 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import TypeAdapter, ValidationError
 
+_UNKNOWN: Any = object()
+
 #: Location parts pydantic adds for validator functions in untagged unions; never keys.
 _FUNCTION_PARTS = ("function-after[", "function-before[", "function-wrap[", "function-plain[")
 
 
-def format_loc(loc: Iterable[Any], tags: Iterable[str] = (), empty: str = "(top level)") -> str:
-    """A pydantic location as a key path, ``faults[0].action.ms``, without union tags."""
+def format_loc(
+    loc: Iterable[Any], tags: Iterable[str] = (), empty: str = "(top level)", *, data: Any = _UNKNOWN,
+    keys: Iterable[str] = (),
+) -> str:
+    """A pydantic location as a key path, ``faults[0].action.ms``, without union tags.
+
+    Given ``data`` (the input that was validated) and ``keys`` (the discriminators), a part is
+    taken for a tag only where the input has that tag under one of the keys, so a key spelled
+    like some tag (a field ``http_status`` beside the action kind ``http_status``) stays in the
+    path. Without ``data`` every part spelled like a tag is left out.
+    """
     skip = frozenset(tags)
+    keys = tuple(keys)
     out = ""
+    node, fresh = data, True  # fresh: pydantic has not put a tag after this node's key yet
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in skip or part.startswith(_FUNCTION_PARTS):
+        if isinstance(part, str) and part.startswith(_FUNCTION_PARTS):
             continue
-        else:
-            out += f".{part}" if out else str(part)
+        if isinstance(part, str) and part in skip:
+            if data is _UNKNOWN:
+                continue
+            if fresh and isinstance(node, Mapping) and any(node.get(key) == part for key in keys):
+                fresh = False
+                continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if data is not _UNKNOWN:
+            node, fresh = _child(node, part), True
     return out or empty
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, Mapping):
+        return node.get(part)
+    if isinstance(node, (list, tuple)) and isinstance(part, int) and -len(node) <= part < len(node):
+        return node[part]
+    return None
 
 
 def describe_errors(
@@ -41,20 +67,22 @@ def describe_errors(
     unions: Mapping[str, Iterable[str]] | None = None,
     nouns: Mapping[str, str] | None = None,
     empty: str = "(top level)",
+    data: Any = _UNKNOWN,
 ) -> list[tuple[str, str]]:
     """``(key path, problem)`` for each error, with readable messages for the common cases.
 
     ``unions`` maps each discriminator of the validated model to its tags (see
     :func:`union_tags`): the tags are left out of paths, and a missing tag names the valid ones.
     ``nouns`` names a discriminator in messages (``{"type": "device type"}``; default: its key).
-    ``empty`` is the path of an error about the whole input.
+    ``empty`` is the path of an error about the whole input. ``data``, the validated input, tells
+    tags from keys spelled the same (see :func:`format_loc`).
     """
     unions = unions or {}
     nouns = nouns or {}
     tags = {tag for values in unions.values() for tag in values}
     out = []
     for err in exc.errors():
-        loc = format_loc(err["loc"], tags, empty)
+        loc = format_loc(err["loc"], tags, empty, data=data, keys=unions)
         kind = err["type"]
         msg = err["msg"]
         if kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -1,6 +1,6 @@
 """``alpaca-scenarios``: run, list, check and start scenario files (a thin front over the plugin).
 
-    alpaca-scenarios run [PATHS] [-n N] [--junit FILE] [--json FILE] [-k EXPR]
+    alpaca-scenarios run [PATHS] [-n N] [--junit FILE] [--json FILE] [-k NAME|EXPR]
     alpaca-scenarios list [PATHS]
     alpaca-scenarios check [PATHS]
     alpaca-scenarios new NAME
@@ -8,7 +8,8 @@
 
 ``run`` hands the files to pytest with this package's plugin, so what runs here runs the same in
 ``pytest <dir> -n auto``; without PATHS it runs the bundled library. The exit status is pytest's:
-0 only when every scenario passed.
+0 only when every scenario passed. ``-k NAME`` with a scenario's exact name runs that scenario
+alone: a failing scenario prints ``alpaca-scenarios run FILE -k NAME`` to re-run just it.
 """
 
 from __future__ import annotations
@@ -104,6 +105,17 @@ def _collect(paths: list[str]) -> list[Path]:
     return out
 
 
+def _scenario_names(paths: list[str]) -> set[str]:
+    """Names of the scenarios in these files (files that do not load are left to pytest to report)."""
+    names: set[str] = set()
+    for path in _collect(paths):
+        try:
+            names.update(sc.name for sc in load_file(path))
+        except ScenarioError:
+            continue
+    return names
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -122,7 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         pytest_args += ["--alpaca-json", args.json]
     if args.k:
-        pytest_args += ["-k", args.k]
+        # an exact scenario name selects that scenario alone (pytest's -k would also match
+        # "NAME-2", or every scenario of a file whose name contains NAME); else -k as pytest has it
+        if args.k in _scenario_names(args.paths):
+            pytest_args += ["--alpaca-name", args.k]
+        else:
+            pytest_args += ["-k", args.k]
     if args.x:
         pytest_args += ["-x"]
     return int(pytest.main(pytest_args))
@@ -186,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", metavar="N", default=None, help="parallel workers (pytest-xdist), a number or 'auto'")
     run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     run.add_argument("--json", metavar="FILE", help="write a JSON report of every verdict")
-    run.add_argument("-k", metavar="EXPR", help="only scenarios matching EXPR (as pytest -k)")
+    run.add_argument(
+        "-k", metavar="NAME|EXPR",
+        help="only the scenario named exactly NAME; otherwise only scenarios matching EXPR (as pytest -k)",
+    )
     run.add_argument("-x", action="store_true", help="stop at the first failure")
     run.add_argument("-q", "--quiet", action="store_true", help="dots instead of a line per scenario")
     run.set_defaults(func=cmd_run)

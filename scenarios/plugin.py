@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import queue as queue_module
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from scenarios.rig import DeviceRig, serve_emulator
+from scenarios.runner import run_scenario
 from scenarios.schema import Scenario, ScenarioError, load_file, looks_like_scenario_file
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--alpaca-json", metavar="FILE", default=None, help="write a JSON report of scenario verdicts to FILE")
     group.addoption(
         "--alpaca-no-scenarios", action="store_true", default=False, help="do not collect scenario .toml files"
+    )
+    group.addoption(
+        "--alpaca-name", metavar="NAME", action="append", default=[],
+        help="run only the scenario(s) named exactly NAME (repeatable); other items are deselected",
     )
     parser.addini("alpaca_emulator_config", "TOML config file for the alpaca_emulator fixture", default="")
     parser.addini("alpaca_emulator_time_scale", "time scale of the alpaca_emulator fixture", default="")
@@ -69,6 +72,18 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix == ".toml" and looks_like_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--alpaca-name``: an exact name, unlike ``-k``, which also matches parts of names and file names."""
+    names = set(config.getoption("alpaca_name") or ())
+    if not names:
+        return
+    keep = [item for item in items if isinstance(item, ScenarioItem) and item.name in names]
+    drop = [item for item in items if not (isinstance(item, ScenarioItem) and item.name in names)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 class ScenarioFile(pytest.File):
@@ -104,8 +119,6 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("description", scenario.description.strip()))
 
     def runtest(self) -> None:
-        from scenarios.runner import run_scenario
-
         self.verdict = run_scenario(self.scenario, source=str(self.path))
         if not self.verdict.passed:
             raise ScenarioFailed(self.verdict)
@@ -163,12 +176,11 @@ class JsonReport:
         self.path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-# -- fixtures for users' tests -----------------------------------------------------------------
+# -- fixtures for users' tests (set up through scenarios.rig, as scenarios are) -------------------
 
 
 def _emulator_from(config: pytest.Config, marker: pytest.Mark | None) -> Any:
-    from emulator import Emulator
-
+    """A started emulator configured by the marker, else by the ini options."""
     kwargs = dict(marker.kwargs) if marker is not None else {}
     cfg = kwargs.pop("config", None)
     if marker is not None and marker.args:
@@ -181,13 +193,16 @@ def _emulator_from(config: pytest.Config, marker: pytest.Mark | None) -> Any:
         ini_scale = config.getini("alpaca_emulator_time_scale")
         if ini_scale:
             kwargs["time_scale"] = float(ini_scale)
-    return Emulator(cfg, **kwargs)
+    return serve_emulator(cfg, **kwargs)
 
 
 @pytest.fixture(scope="session")
 def _alpaca_session_emulator(pytestconfig: pytest.Config) -> Iterator[Any]:
-    with _emulator_from(pytestconfig, None) as emu:
+    emu = _emulator_from(pytestconfig, None)
+    try:
         yield emu
+    finally:
+        emu.stop()
 
 
 @pytest.fixture
@@ -197,12 +212,14 @@ def alpaca_emulator(request: pytest.FixtureRequest) -> Iterator[Any]:
     if marker is None and request.config.getini("alpaca_emulator_scope") == "session":
         emu = request.getfixturevalue("_alpaca_session_emulator")
         emu.reset()
-        if hasattr(emu, "traffic"):
-            emu.traffic.clear()
+        emu.traffic.clear()
         yield emu
         return
-    with _emulator_from(request.config, marker) as emu:
+    emu = _emulator_from(request.config, marker)
+    try:
         yield emu
+    finally:
+        emu.stop()
 
 
 class DeviceFactory:
@@ -210,64 +227,34 @@ class DeviceFactory:
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self._request = request
-        self._devices: list[Any] = []
-        self.queue: Any = None
-        self._messages: list[Any] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._drainer: threading.Thread | None = None
+        self._rig: DeviceRig | None = None
+
+    @property
+    def queue(self) -> Any:
+        """The queue every device of this test puts its messages on (None before the first device)."""
+        return self._rig.queue if self._rig is not None else None
 
     def __call__(self, device_type: str, device_number: int = 0, *, name: str | None = None, emulator: Any = None,
                  address: str | None = None, connectable: bool = True, **kwargs: Any) -> Any:
-        from astra.alpaca_device_process import AlpacaDevice
-
-        from emulator.sim.devices import DEVICE_TYPE_NAMES
-
         if address is None:
             emulator = emulator or self._request.getfixturevalue("alpaca_emulator")
             address = emulator.address
-        type_name = DEVICE_TYPE_NAMES.get(device_type.lower(), device_type)
-        if self.queue is None:
-            self.queue = multiprocessing.get_context("spawn").Queue()  # usable by every start method
-            self._drainer = threading.Thread(target=self._drain, name="alpaca_device-queue", daemon=True)
-            self._drainer.start()
+        if self._rig is None:
+            self._rig = DeviceRig(name="alpaca_device")
         kwargs.setdefault("call_timeout", 10.0)
-        # not fork: a forked child would inherit the in-process emulator's listening socket
-        kwargs.setdefault("start_method", "forkserver")
-        dev = AlpacaDevice(address, type_name, device_number, name or f"{type_name}{device_number}", self.queue,
-                           connectable, **kwargs)
-        dev.start()
-        self._devices.append(dev)
-        return dev
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            try:
-                item = self.queue.get(timeout=0.05)
-            except queue_module.Empty:
-                continue
-            except (EOFError, OSError, ValueError):
-                return
-            with self._lock:
-                self._messages.append(item)
+        return self._rig.start(address, device_type, device_number, name, connectable=connectable, **kwargs)
 
     def messages(self) -> list[Any]:
         """``(metadata, payload)`` pairs that reached the queue so far."""
-        with self._lock:
-            return list(self._messages)
+        if self._rig is None:
+            return []
+        self._rig.drain.drain_now()
+        return list(self._rig.drain.items)
 
     def close(self) -> None:
-        for dev in reversed(self._devices):
-            try:
-                dev.stop(timeout=2.0)
-            except Exception:  # keep stopping the others
-                log.exception("stopping %s failed", getattr(dev, "name", dev))
-        self._stop.set()
-        if self._drainer is not None:
-            self._drainer.join(5.0)
-        if self.queue is not None:
-            self.queue.close()
-            self.queue.join_thread()
+        if self._rig is not None:
+            for problem in self._rig.close():
+                log.warning("alpaca_device: %s", problem)
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import contextlib
 import multiprocessing
 import os
 import socket
-import threading
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from astra.alpaca_device_process import AlpacaDevice
+from astra.queues import QueueDrain
 from support import wait_until
 
 #: pids of every device process the astra tests started, checked at the end of each module.
@@ -28,26 +28,10 @@ class QueueCollector:
 
     def __init__(self, q: Any) -> None:
         self.queue = q
-        self._items: list[Any] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-queue-collector", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self.queue.get(timeout=0.05)
-            except Exception:
-                if self._stop.is_set():
-                    return
-                continue
-            with self._lock:
-                self._items.append(item)
+        self._drain = QueueDrain(q, name="test-queue-collector").start()
 
     def items(self) -> list[Any]:
-        with self._lock:
-            return list(self._items)
+        return list(self._drain.items)
 
     def payloads(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [p for _, p in self.items() if kind is None or p.get("type") == kind]
@@ -59,8 +43,7 @@ class QueueCollector:
         return wait_until(predicate, timeout)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._drain.stop(10)
 
 
 def process_gone(pid: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -86,6 +87,7 @@ def test_wrong_expectation_shows_expected_observed_and_traffic() -> None:
     assert "observed: returned True" in report
     assert "safetymonitor/0/issafe" in report  # the traffic excerpt
     assert "queue messages" in report and "seed: 7" in report
+    assert report.endswith("re-run only this scenario (same seed, 7, from the file):\n  alpaca-scenarios run wrong.toml -k deliberately-wrong")
     assert "timeline" in report and "get weather.IsSafe" in report
 
 
@@ -105,6 +107,7 @@ def test_plugin_collects_and_runs_files_under_xdist(tmp_path: Path) -> None:
     assert result.returncode == 1, out
     assert "2 passed" in out and "1 failed" in out, out
     assert "expected: value False" in out and "safetymonitor/0/issafe" in out, out
+    assert "alpaca-scenarios run wrong.toml -k deliberately-wrong" in out, out
 
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -179,3 +182,65 @@ def test_session_scoped_emulator_is_reset_between_tests(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _failing_state_check(name: str) -> str:
+    """A scenario without device processes (quick) that fails: the weather turns, it expects clear sky."""
+    return f"""
+[[scenario]]
+name = "{name}"
+description = "expects IsSafe true after the weather turned, so it must fail"
+[scenario.emulator]
+seed = 11
+[[scenario.steps]]
+do = "set_state"
+device_type = "safetymonitor"
+values = {{ IsSafe = false }}
+[[scenario.steps]]
+do = "expect_state"
+device_type = "safetymonitor"
+values = {{ IsSafe = true }}
+"""
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_failure_prints_the_command_that_reruns_only_it(tmp_path: Path) -> None:
+    # "weather" is part of the other scenario's name and of the file's: pytest's -k would pick all three
+    (tmp_path / "weather.toml").write_text(
+        _failing_state_check("weather") + _failing_state_check("weather-2") + STATE_ONLY.replace("state-only", "weather-ok"),
+        encoding="utf-8",
+    )
+    first = _cli(["run", str(tmp_path / "weather.toml"), "--json", "all.json"], tmp_path)
+    out = first.stdout + first.stderr
+    assert first.returncode == 1, out
+    assert "re-run only this scenario (same seed, 11, from the file):\n  alpaca-scenarios run weather.toml -k weather\n" in out, out
+    assert "  alpaca-scenarios run weather.toml -k weather-2\n" in out, out
+    assert json.loads((tmp_path / "all.json").read_text())["summary"]["scenarios"] == 3
+    passed = next(s for s in json.loads((tmp_path / "all.json").read_text())["scenarios"] if s["name"] == "weather-ok")
+    assert passed["passed"] and "re-run" not in passed
+
+    for name in ("weather", "weather-2"):
+        command = shlex.split(f"alpaca-scenarios run weather.toml -k {name}")
+        assert command[:2] == ["alpaca-scenarios", "run"]
+        again = _cli([*command[1:], "--json", "one.json"], tmp_path)
+        assert again.returncode == 1, again.stdout + again.stderr
+        ran = json.loads((tmp_path / "one.json").read_text())["scenarios"]
+        assert [s["name"] for s in ran] == [name], ran
+        assert ran[0]["rerun"] == f"alpaca-scenarios run weather.toml -k {name}"
+
+    # anything that is not a scenario's name is still a pytest -k expression
+    expr = _cli(["run", "weather.toml", "-k", "ok", "--json", "expr.json"], tmp_path)
+    assert expr.returncode == 0, expr.stdout + expr.stderr
+    assert [s["name"] for s in json.loads((tmp_path / "expr.json").read_text())["scenarios"]] == ["weather-ok"]
+
+
+def test_rerun_command_quotes_and_shortens_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scenarios.verdict import rerun_command
+
+    monkeypatch.chdir(tmp_path)
+    assert rerun_command(str(tmp_path / "sub dir" / "a.toml"), "x.1") == "alpaca-scenarios run 'sub dir/a.toml' -k x.1"
+    assert rerun_command("/elsewhere/b.toml", "y") == "alpaca-scenarios run /elsewhere/b.toml -k y"

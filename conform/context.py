@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from conform.checks import CheckFailed
-from conform.members import DEVICE_TYPES, LATEST, Member, expected_members
+from conform.members import DEVICE_TYPES, LATEST, Member, expected_members, members
 from conform.transport import Exchange, Transport
 
 CLIENT_ID = 4711
@@ -106,6 +106,11 @@ class DeviceContext:
             value = doc.get("Value")
             if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
                 return value, None
+        if ex.status == 400 and members(self.device_type)[("GET", "interfaceversion")].since > 1:
+            # Types whose InterfaceVersion arrived in V2 (camera, filter wheel, focuser, rotator,
+            # telescope): a server that does not know the member is a V1 device, as ConformU and
+            # alpyca read it, not a broken one.
+            return 1, None
         latest = LATEST[self.device_type]
         return latest, f"InterfaceVersion unreadable ({ex.got}); expecting the members of version {latest}"
 

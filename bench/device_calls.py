@@ -26,13 +26,13 @@ import argparse
 import json
 import statistics
 import multiprocessing
-import threading
 import time
 import urllib.request
 from typing import Any, Callable
 
 from bench.harness import Series, interleave, machine, report
 from bench.procs import EmulatorProcess
+from astra.queues import QueueDrain
 
 FOCUSER = '[[devices]]\ntype = "focuser"\n'
 
@@ -137,17 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         direct.Connected = True
         ctx = multiprocessing.get_context(args.start_method)
         queue = ctx.Queue()
-        stop_drain = threading.Event()
-
-        def drain() -> None:  # logs the device process puts on the queue must not pile up
-            while not stop_drain.is_set():
-                try:
-                    queue.get(timeout=0.2)
-                except Exception:
-                    pass
-
-        drainer = threading.Thread(target=drain, name="bench-queue-drain", daemon=True)
-        drainer.start()
+        drainer = QueueDrain(queue, lambda item: None, name="bench-queue-drain").start()  # logs must not pile up
         dev = AlpacaDevice(server.address, "Focuser", 0, "bench focuser", queue, start_method=args.start_method)
         dev.start()
         try:
@@ -196,8 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
         finally:
             dev.stop()
-            stop_drain.set()
-            drainer.join(2)
+            drainer.stop(2)
             queue.close()
     return results
 

@@ -30,7 +30,6 @@ if __package__ in (None, ""):  # run as a file (python bench/<name>.py): make ``
 import argparse
 import json
 import multiprocessing
-import queue as _queue
 import threading
 import time
 import urllib.request
@@ -39,6 +38,7 @@ from typing import Any, Callable
 
 from bench.harness import machine, percentile, verdict_text
 from bench.procs import EmulatorProcess, cpu_seconds
+from astra.queues import QueueDrain
 
 MEMBERS = ("Position", "IsMoving", "Temperature", "TempComp", "MaxStep")
 SETTLE_S = 0.5
@@ -230,21 +230,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with EmulatorProcess(_focusers(args.devices)) as server:
         ctx = multiprocessing.get_context(args.start_method)
         q = ctx.Queue()
-        stop_collect = threading.Event()
+        def collect(item: Any) -> None:
+            meta, payload = item
+            if payload.get("type") == "query":
+                kit.add((meta["device_name"], payload["method"]), payload["datetime"].timestamp())
 
-        def collect() -> None:
-            while not stop_collect.is_set():
-                try:
-                    meta, payload = q.get(timeout=0.2)
-                except _queue.Empty:
-                    continue
-                except (OSError, ValueError, EOFError):
-                    return
-                if payload.get("type") == "query":
-                    kit.add((meta["device_name"], payload["method"]), payload["datetime"].timestamp())
-
-        collector = threading.Thread(target=collect, name="bench-collector", daemon=True)
-        collector.start()
+        collector = QueueDrain(q, collect, poll_s=0.2, name="bench-collector").start()
         devs = [AlpacaDevice(server.address, "Focuser", n, f"focuser {n}", q, start_method=args.start_method)
                 for n in range(args.devices)]
         t0 = time.perf_counter()
@@ -285,8 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 t.start()
             for t in stoppers:
                 t.join(20)
-            stop_collect.set()
-            collector.join(5)
+            collector.stop(5)
             q.close()
     results = {}
     print()

@@ -41,6 +41,7 @@ from astra import alpyca
 from astra.errors import (
     AlpacaDeviceError,
     AlpacaDeviceIPCError,
+    BadArguments,
     BrokenChannel,
     ChannelClosed,
     DeviceDead,
@@ -56,7 +57,8 @@ from astra.errors import (
     RemoteTimeout,
 )
 from astra.ipc import DeviceChannel
-from astra.protocol import Request
+from astra.methods import DeviceMethod
+from astra.protocol import MethodHandle, Request
 from astra.retry import RetryPolicy
 from astra.server import DeviceServer, DeviceSpec
 
@@ -77,6 +79,8 @@ __all__ = [
     "RemoteDropped",
     "RemoteMalformed",
     "RemoteOther",
+    "BadArguments",
+    "DeviceMethod",
     "Request",
     "RetryPolicy",
     "DEVICE_TYPES",
@@ -358,14 +362,33 @@ class AlpacaDevice(multiprocessing.Process):
     # -- caller side: calls ----------------------------------------------------------------------
 
     def get(self, method: str, **kwargs: Any) -> Any:
-        """Read property ``method``, or call it with ``kwargs`` (a member without arguments is called too)."""
+        """Read property ``method``, or call method ``method`` with ``kwargs``.
+
+        A method named without arguments is not called: ``get`` hands back a :class:`DeviceMethod`,
+        which makes the call (through the pipe, with the deadline) when invoked, as the original
+        controller's callers expect (``camera.get("AbortExposure")()``). ``no_kwargs=True`` calls it
+        now with no arguments, as in the original (``dome.get("OpenShutter", no_kwargs=True)``);
+        the flag itself is never sent (``no_kwargs=False`` is the same as leaving it out).
+        Arguments the member cannot take raise :class:`BadArguments` (a TypeError) before
+        anything reaches the server.
+        """
         _check_member(method)
-        return self._request(Request("get", method, (), kwargs))
+        if "no_kwargs" in kwargs:
+            if kwargs.pop("no_kwargs"):
+                if kwargs:
+                    raise TypeError(f"get({method!r}, no_kwargs=True) calls {method} with no arguments, "
+                                    f"but arguments were given too: {sorted(kwargs)}")
+                return self._request(Request("call", method))
+        value = self._request(Request("get", method, (), kwargs))
+        if isinstance(value, MethodHandle):
+            return DeviceMethod(self, value.member)
+        return value
 
     def call(self, method: str, kwargs: Optional[Dict[str, Any]] = None, *, timeout: Optional[float] = None) -> Any:
-        """``get`` with an explicit deadline (``timeout`` s instead of ``call_timeout``)."""
+        """Call method ``method`` now, with ``kwargs`` (or none), and an explicit deadline (``timeout``
+        s instead of ``call_timeout``); a property is read."""
         _check_member(method)
-        return self._request(Request("get", method, (), dict(kwargs or {})), timeout)
+        return self._request(Request("call", method, (), dict(kwargs or {})), timeout)
 
     def set(self, method: str, value: Any, *, timeout: Optional[float] = None) -> Any:
         """Write property ``method``."""
@@ -408,6 +431,24 @@ class AlpacaDevice(multiprocessing.Process):
             if not self._cache:
                 return None
             return {method: dict(entry) for method, entry in self._cache.items()}
+
+    @property
+    def _cached_poll_latest(self) -> dict[str, dict[str, Any]]:
+        """The poll cache under the original's private name (its newer tests write it).
+
+        The same object as the cache :meth:`poll_latest` answers from; assigning replaces its
+        entries in place (None empties it).
+        """
+        return self._cache
+
+    @_cached_poll_latest.setter
+    def _cached_poll_latest(self, value: Optional[Dict[str, Dict[str, Any]]]) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"_cached_poll_latest must be a dict of {{method: entry}} or None, not {type(value).__name__}")
+        with self._cache_lock:
+            entries = {method: dict(entry) for method, entry in (value or {}).items()}
+            self._cache.clear()
+            self._cache.update(entries)
 
     def force_poll(self, method: str, **kwargs: Any) -> Any:
         """Read ``method`` once now and record it like a poll (queue and cache); returns the value."""
@@ -458,11 +499,17 @@ class AlpacaDevice(multiprocessing.Process):
         self._here().device = value
 
     def get__(self, method: str, pipe: bool = True, **kwargs: Any) -> Any:  # noqa: N802
-        """Run one read or method call on ``device`` with the retry policy.
+        """Run one read or method call on ``device`` with the retry policy (a method is called even
+        without arguments, as the original's back side does; ``no_kwargs`` is accepted and dropped).
 
         ``pipe=False``: returns ``{"status": "success", "data": value}`` or ``{"status": "error",
         "message": text, "error": fields}``; otherwise the value (or the AlpacaDeviceError).
         """
+        if "no_kwargs" in kwargs and kwargs.pop("no_kwargs") and kwargs:
+            err = TypeError(f"get__({method!r}, no_kwargs=True) calls {method} with no arguments, but arguments were given too")
+            if pipe:
+                raise err
+            return {"status": "error", "message": str(err)}
         return self._back_call(Request("get", method, (), kwargs), pipe, lambda b: b.calls.run("get", method, kwargs))
 
     def set__(self, method: str, value: Any, pipe: bool = True) -> Any:  # noqa: N802

@@ -94,6 +94,25 @@ def make_device(key: str, ip: str, number: int, *, http_timeout: float, image_ti
     return device
 
 
+def has_platform7(device: Any) -> bool:
+    """True when the client has Platform 7's Connect()/Connecting (alpyca 3.x; 2.0.x has neither).
+
+    Looked up on the class: reading the ``Connecting`` property on the object would send a request.
+    """
+    cls = type(device)
+    return callable(getattr(cls, "Connect", None)) and isinstance(getattr(cls, "Connecting", None), property)
+
+
+def client_version() -> str:
+    """``alpyca X.Y.Z`` as installed (for log lines)."""
+    from importlib import metadata
+
+    try:
+        return f"alpyca {metadata.version('alpyca')}"
+    except metadata.PackageNotFoundError:  # pragma: no cover - alpyca vendored or renamed
+        return "alpyca (version unknown)"
+
+
 def can_read_raw_image(device: Any) -> bool:
     return hasattr(device, "_fetch_imagedata_response")
 

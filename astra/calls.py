@@ -7,12 +7,13 @@ subclass (astra.errors) with the original exception as ``__cause__``.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from typing import Any, Callable
 
 from astra import alpyca
-from astra.errors import RemoteDeviceError, RemoteOther, RemoteTimeout, classify
+from astra.errors import BadArguments, RemoteDeviceError, RemoteOther, RemoteTimeout, classify
 from astra.reporting import Reporter
 from astra.retry import CallKind, RetryPolicy
 
@@ -27,13 +28,19 @@ class DeviceCalls:
         self.report = report
         self._stopping = stopping
         self._properties: dict[tuple[type, str], bool] = {}
+        self._signatures: dict[tuple[type, str], Any] = {}
 
     def _error(self, cls: type[RemoteDeviceError], method: str, remote_type: str, text: str, **fields: Any) -> RemoteDeviceError:
         return cls(f"[{self.device_name}] {method}: {text}", method=method, device_name=self.device_name,
                    remote_type=remote_type, remote_message=text, **fields)
 
-    def resolve(self, op: str, method: str, kwargs: dict[str, Any], value: Any = None) -> tuple[CallKind, Callable[[], Any]]:
-        """(kind, zero-argument callable) for one call on the device; ``op`` is get, set or image."""
+    def resolve(self, op: str, method: str, kwargs: dict[str, Any], value: Any = None,
+                args: tuple = ()) -> tuple[CallKind, Callable[[], Any]]:
+        """(kind, zero-argument callable) for one call on the device; ``op`` is get, call, set or image.
+
+        ``get`` and ``call`` read a property, or call a method (with ``args``/``kwargs``, or none).
+        Arguments the member cannot take raise :class:`BadArguments` here, before anything is sent.
+        """
         dev = self.device
         if dev is None:
             raise self._error(RemoteOther, method, "RuntimeError",
@@ -42,17 +49,54 @@ class DeviceCalls:
             return "write", lambda: setattr(dev, method, value)
         if op == "image" and alpyca.can_read_raw_image(dev):
             return "read", lambda: alpyca.raw_image(dev)
-        if not kwargs and self._is_property(type(dev), method):
+        if self._is_property(type(dev), method):
+            if args or kwargs:
+                raise self._bad_arguments(method, f"is a property of {type(dev).__name__}: it takes no arguments, "
+                                                  f"got {_describe(args, kwargs)}")
             return "read", lambda: getattr(dev, method)
         try:
             member = getattr(dev, method)
         except AttributeError as exc:
             raise self._error(RemoteOther, method, "AttributeError", f"{type(dev).__name__} has no member {method!r}") from exc
         if callable(member):
-            return "method", lambda: member(**kwargs)
-        if kwargs:
-            raise self._error(RemoteOther, method, "TypeError", f"is not callable but was given arguments {sorted(kwargs)}")
+            self._check_arguments(dev, method, member, args, kwargs)
+            return "method", lambda: member(*args, **kwargs)
+        if args or kwargs:
+            raise self._bad_arguments(method, f"is not callable but was given {_describe(args, kwargs)}")
         return "read", lambda: member
+
+    def is_method(self, method: str) -> bool:
+        """True when ``method`` is a method of the device (looked up without sending anything)."""
+        dev = self.device
+        if dev is None or self._is_property(type(dev), method):
+            return False
+        found = getattr(type(dev), method, None)
+        if found is None:
+            found = getattr(dev, "__dict__", {}).get(method)
+        return callable(found)
+
+    def _bad_arguments(self, method: str, text: str) -> BadArguments:
+        return BadArguments(f"[{self.device_name}] {method}: wrong arguments: {text}; nothing was sent",
+                            method=method, device_name=self.device_name, remote_type="TypeError",
+                            remote_message=f"{text}; nothing was sent", ambiguous=False)
+
+    def _check_arguments(self, dev: Any, method: str, member: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
+        """The member's signature must accept the arguments: a mismatch is the caller's mistake, not the device's."""
+        key = (type(dev), method)
+        sig = self._signatures.get(key, False)
+        if sig is False:
+            try:
+                sig = inspect.signature(member)
+            except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+                sig = None
+            if getattr(type(dev), method, None) is not None:  # a class member: the same for every object
+                self._signatures[key] = sig
+        if sig is None:
+            return
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise self._bad_arguments(method, f"{type(dev).__name__}.{method}{sig} {exc}") from exc
 
     def _is_property(self, cls: type, method: str) -> bool:
         key = (cls, method)
@@ -61,8 +105,9 @@ class DeviceCalls:
             found = self._properties[key] = isinstance(getattr(cls, method, None), property)
         return found
 
-    def run(self, op: str, method: str, kwargs: dict[str, Any], value: Any = None, deadline: float | None = None) -> Any:
-        kind, fn = self.resolve(op, method, kwargs, value)
+    def run(self, op: str, method: str, kwargs: dict[str, Any], value: Any = None, deadline: float | None = None,
+            args: tuple = ()) -> Any:
+        kind, fn = self.resolve(op, method, kwargs, value, args)
         return self.attempt(kind, method, fn, deadline)
 
     def attempt(self, kind: CallKind, method: str, fn: Callable[[], Any], deadline: float | None) -> Any:
@@ -99,11 +144,21 @@ class DeviceCalls:
             raise RemoteDeviceError.from_fields(dict(classify(exc), method=method, device_name=self.device_name, attempts=1)) from exc
 
     def connect(self, key: str, connect_timeout: float, where: str) -> None:
-        """Connect (Platform 7 Connect + Connecting, else Connected=True); RemoteDeviceError when it fails."""
+        """Connect (Platform 7 Connect + Connecting, else Connected=True); RemoteDeviceError when it fails.
+
+        Connect is used when the device's InterfaceVersion has it and the client does too: alpyca
+        2.0.x has no Connect/Connecting, so with it every device connects with Connected = True.
+        """
         deadline = time.monotonic() + connect_timeout
         dev = self.device
-        version = self.attempt("read", "InterfaceVersion", lambda: dev.InterfaceVersion, deadline)
-        if isinstance(version, int) and version >= alpyca.PLATFORM7_INTERFACE[key]:
+        if alpyca.has_platform7(dev):
+            version = self.attempt("read", "InterfaceVersion", lambda: dev.InterfaceVersion, deadline)
+            platform7 = isinstance(version, int) and version >= alpyca.PLATFORM7_INTERFACE[key]
+        else:  # alpyca 2.0.x: no Connect/Connecting whatever the device supports
+            platform7 = False
+            self.report.log("info", f"the Alpaca client ({alpyca.client_version()}) has no Connect/Connecting: "
+                                    "connecting with Connected = True")
+        if platform7:
             self.attempt("method", "Connect", dev.Connect, deadline)
             while self.attempt("read", "Connecting", lambda: dev.Connecting, deadline):
                 if time.monotonic() > deadline:
@@ -116,3 +171,8 @@ class DeviceCalls:
         if not self.attempt("read", "Connected", lambda: dev.Connected, deadline):
             raise self._error(RemoteOther, "Connect", "ConnectFailed", "Connected is False after connecting")
         self.report.log("info", f"connected to {where}")
+
+
+def _describe(args: tuple, kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return "arguments (" + ", ".join(parts) + ")"

@@ -17,6 +17,7 @@
         ├── RemoteDropped       dropped     the connection broke after the request was sent
         ├── RemoteMalformed     malformed   an answer that is not a valid Alpaca envelope
         └── RemoteOther         other       anything else (.remote_type names it)
+            └── BadArguments    other       wrong arguments for the member: nothing was sent (a TypeError too)
 
 The classes are the one list of reasons and causes: :data:`IPC_REASONS` and :data:`REMOTE_CAUSES`
 are read off them. ``ambiguous`` is True when the request may have reached the device, i.e. it
@@ -303,6 +304,15 @@ class RemoteOther(RemoteDeviceError):
     @classmethod
     def head(cls, info: dict[str, Any]) -> str:
         return info.get("remote_type") or "error"
+
+
+class BadArguments(RemoteOther, TypeError):
+    """The member cannot take these arguments (or any: a property); found before anything was sent.
+
+    A mistake in the caller's code, not a device failure: never ambiguous, never retried, and
+    no request reaches the server. Also a :class:`TypeError`, as calling the member directly
+    would raise.
+    """
 
 
 _REMOTE_BY_CAUSE: dict[str, type[RemoteDeviceError]] = {

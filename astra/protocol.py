@@ -44,6 +44,13 @@ class Request(NamedTuple):
         return f"{self.op} {self.member}" if self.member else self.op
 
 
+class MethodHandle(NamedTuple):
+    """The reply to ``get`` of a method named without arguments: the caller hands back a callable
+    (astra.methods.DeviceMethod) instead of calling it, as the original controller's callers expect."""
+
+    member: str
+
+
 def encode_request(rid: int, deadline: float, request: Request) -> bytes:
     """The request frame's body (pickling errors propagate: the arguments cannot be sent)."""
     return pickle.dumps((rid, deadline, *request), PROTOCOL)

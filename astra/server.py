@@ -6,7 +6,7 @@
                │ reads each request, looks its op up in DeviceServer.OPS:
                ├─ "listener" ops (poll control, stop): run at once, so they are never stuck
                │   behind a slow call
-               ├─ "pool" ops (get, set, force_poll): ThreadPoolExecutor(workers); a call whose
+               ├─ "pool" ops (get, call, set, force_poll): ThreadPoolExecutor(workers); a call whose
                │   caller gave up before it started is skipped, never sent to the device
                └─ "thread" ops (stop_poll, which joins poll threads): a thread of their own
              poll threads (astra.polling) ──push──> caller's poll cache
@@ -42,7 +42,7 @@ from astra.errors import (
     format_traceback,
 )
 from astra.polling import Pollers, utcnow
-from astra.protocol import RawImage, Request, decode_request, encode_push, encode_reply
+from astra.protocol import MethodHandle, RawImage, Request, decode_request, encode_push, encode_reply
 from astra.reporting import Reporter
 from astra.retry import RetryPolicy
 
@@ -320,9 +320,18 @@ class DeviceServer:
     # -- ops: the handler table ---------------------------------------------------------------------
 
     def _get(self, call: Call) -> Any:
+        """A property's value, a method's result when arguments were given, else a MethodHandle
+        (nothing is sent: the caller gets a callable that makes the call when invoked)."""
         r = call.request
+        if not r.kwargs and self.calls.is_method(r.member):
+            return MethodHandle(r.member)
         op = "image" if r.member == "ImageArray" and not r.kwargs and self.type_key == "camera" else "get"
         return self.calls.run(op, r.member, r.kwargs, deadline=call.deadline)
+
+    def _call(self, call: Call) -> Any:
+        """Call a method now, with whatever arguments came (none too); a property is read."""
+        r = call.request
+        return self.calls.run("call", r.member, r.kwargs, deadline=call.deadline, args=tuple(r.args))
 
     def _set(self, call: Call) -> None:
         r = call.request
@@ -362,6 +371,7 @@ class DeviceServer:
 
     OPS: dict[str, Op] = {
         "get": Op(_get, "pool", device=True),
+        "call": Op(_call, "pool", device=True),
         "set": Op(_set, "pool", device=True),
         "force_poll": Op(_force_poll, "pool", device=True),
         "start_poll": Op(_start_poll, "listener"),

@@ -33,7 +33,7 @@ def test_works_under_each_start_method(start_method):
         assert isinstance(dev.get("Position"), int)
         assert dev.get("Name") == "Rehearsal Focuser 0"
         dev.get("Move", Position=1000)  # a method with arguments
-        dev.get("Halt")  # a method without arguments is called, not returned
+        dev.get("Halt")()  # get of a method without arguments hands back a callable; calling it calls
         assert dev.set("TempComp", False) is None
         assert dev.get("TempComp") is False
         assert dev.poll_latest() is None  # nothing polled yet
@@ -207,7 +207,7 @@ def test_sigstop_deadline_holds_for_a_request_bigger_than_the_pipe():
         # Resumed: the rest of the cut-off request goes first, the child skips it (deadline passed),
         # and the channel still works.
         assert dev.call("Name", timeout=10) == "Rehearsal Focuser 0"
-        assert wait_until(lambda: any("skipped get Move" in t for t in col.logs("warning")), 5)
+        assert wait_until(lambda: any("skipped call Move" in t for t in col.logs("warning")), 5)
         assert emu.traffic.count(device_type="focuser", member="move") == 0
 
 
@@ -228,7 +228,7 @@ def test_a_call_whose_caller_gave_up_never_reaches_the_device():
         finally:
             t.join(10)
         assert isinstance(box["r"], str)
-        assert wait_until(lambda: any("skipped get Move" in t for t in col.logs("warning")), 5)
+        assert wait_until(lambda: any("skipped call Move" in t for t in col.logs("warning")), 5)
         assert dev.get("Name") == "Rehearsal Focuser 0"
         assert emu.traffic.count(device_type="focuser", member="move") == 0
 
@@ -443,7 +443,7 @@ def test_unpicklable_exceptions_and_values_cross_as_text():
         assert (info.value.remote_type, info.value.remote_message) == ("WeirdError", "sensor on fire")
         assert "WeirdError" in str(info.value.__cause__)  # the child's traceback text
         with pytest.raises(RemoteDeviceError, match="cannot be pickled"):
-            dev.get("Lambda")
+            dev.get("Lambda")()  # get hands back the method; calling it returns the unpicklable value
         assert dev.get("Name") == "odd"  # the channel is intact
     finally:
         dev.stop()

@@ -119,8 +119,8 @@ def test_a_caller_can_except_the_timeout_class_and_read_the_request():
         else:
             pytest.fail("no DeviceTimeout")
         assert caught.reason == "timeout" and isinstance(caught, AlpacaDeviceIPCError)
-        assert caught.request == Request("get", "Move", (), {"Position": 1234})
-        assert (caught.request.op, caught.request.member, caught.request.kwargs) == ("get", "Move", {"Position": 1234})
+        assert caught.request == Request("call", "Move", (), {"Position": 1234})  # call() makes a "call" request
+        assert (caught.request.op, caught.request.member, caught.request.kwargs) == ("call", "Move", {"Position": 1234})
         assert caught.method == "Move" and caught.device_name == "test-Focuser"
 
 

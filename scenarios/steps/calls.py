@@ -229,7 +229,8 @@ class CallStep(DeviceStep):
 
 @step_kind
 class GetStep(CallStep):
-    """``device.get(member, **args)``: read a property or call a method."""
+    """``device.get(member, **args)``: read a property or call a method with arguments;
+    ``call``: ``device.call(member, args)``, which calls a method now even without arguments."""
 
     do: Literal["get", "call"]
     args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments: a method call")
@@ -240,6 +241,8 @@ class GetStep(CallStep):
         return f"get {what}{self.extra_text()}"
 
     def call(self, dev: Any) -> Any:
+        if self.do == "call":
+            return dev.call(self.member, self.args)
         return dev.get(self.member, **self.args)
 
 

@@ -134,7 +134,7 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         cfg = self.config
-        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed)
+        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed, sunlight=cfg.emulator.sunlight)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
         middleware: list = [FaultMiddleware()]

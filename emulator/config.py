@@ -56,6 +56,10 @@ class EmulatorSettings(BaseModel):
         description="Answer a malformed ClientID/ClientTransactionID as if absent (200, 0 echoed) "
         "instead of HTTP 400, for clients that send bad IDs",
     )
+    sunlight: bool | None = Field(
+        None,
+        description="Daylight override of the sky: true (day, for flats), false (night); unset follows the Sun",
+    )
 
 
 class EmulatorConfig(BaseModel):

@@ -9,32 +9,37 @@ from typing import Iterator, Sequence
 from emulator.sim.clock import SimClock
 from emulator.sim.devices import DEVICE_CLASSES, DEVICE_TYPE_NAMES
 from emulator.sim.devices.base import Device, DeviceConfig
+from emulator.sim.observatory import Observatory
 
 _UID_NAMESPACE = uuid.UUID("5b0a7e1c-4a8e-4f7b-9d2c-3e6f1a2b4c5d")
 
 
 class Registry:
-    """``(device_type, number) -> Device`` plus the clock they run on.
+    """``(device_type, number) -> Device`` plus the clock they run on and the site's state.
 
-    ``devices`` are the device configs (validated models), ``seed`` seeds their synthetic data.
+    ``devices`` are the device configs (validated models), ``seed`` seeds their synthetic data,
+    ``sunlight`` is the configured daylight override of :attr:`observatory`.
     """
 
-    def __init__(self, devices: Sequence[DeviceConfig], time_scale: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, devices: Sequence[DeviceConfig], time_scale: float = 1.0, seed: int = 0,
+                 sunlight: bool | None = None) -> None:
         self.device_configs = tuple(devices)
         self.seed = seed
         self.clock = SimClock(time_scale)
+        self.observatory = Observatory(sunlight)
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, int], Device] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Rebuild every device from its config: the configured state, as at start."""
+        """Rebuild every device from its config and the observatory's state: as at start."""
         built: dict[tuple[str, int], Device] = {}
         for dev_cfg in self.device_configs:
             cls = DEVICE_CLASSES[dev_cfg.type]
             built[(dev_cfg.type, dev_cfg.number)] = cls(dev_cfg, self.clock, self.seed)
         with self._lock:
             self._devices = built
+        self.observatory.reset()
 
     def reset_device(self, device_type: str, number: int) -> Device:
         """Rebuild one device from its config (the others keep their state); KeyError if absent."""

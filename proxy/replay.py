@@ -1,7 +1,8 @@
 """Replay: a recorded session sent again to a server, and every answer that differs reported.
 
 Each exchange of the recording (:mod:`emulator.serve.recording`) is sent as it was recorded
-(method, path, query, form body: the same ClientID and ClientTransactionID), one after the
+(method, path, query, form body: the same ClientID and ClientTransactionID; its Accept header),
+one after the
 other, at its recorded offset from the first divided by ``speed`` (``speed=None``: as fast as
 the answers come; an exchange whose time has passed is sent at once). Its answer is compared
 with the recorded one:
@@ -195,6 +196,8 @@ def replay(
                     time.sleep(wait)
             uri = rec.path + (f"?{rec.query}" if rec.query else "")
             headers = {"Content-Type": "application/x-www-form-urlencoded"} if rec.form else {}
+            if rec.accept:
+                headers["Accept"] = rec.accept
             body = rec.form.encode("utf-8") if rec.form or rec.method == "PUT" else None
             t0 = time.perf_counter()
             try:

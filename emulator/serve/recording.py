@@ -11,7 +11,8 @@ has no line (the traffic log has it). The control API (``/emulator/``) is never 
 
 ``time`` is the wall-clock epoch second the request reached the app, ``duration_s`` how long the
 app took to answer it. A body that is not UTF-8 (ImageBytes) is ``body_base64`` instead of
-``body``. Lines are written whole, under a lock, and flushed, so a session cut short still
+``body``. The request's ``Accept`` header, which chooses ImageBytes, is kept as ``accept``
+(no other header is: credentials stay out of the file). Lines are written whole, under a lock, and flushed, so a session cut short still
 reads back up to its last exchange. Replay (:mod:`proxy.replay`) and ``alpaca-scenarios
 from-recording`` read the file with :func:`read_recording`.
 """
@@ -43,6 +44,7 @@ class Exchange:
     content_type: str
     body: bytes
     duration_s: float
+    accept: str = ""
 
     @property
     def text(self) -> str:
@@ -73,6 +75,8 @@ class Exchange:
         except UnicodeDecodeError:
             doc["body_base64"] = base64.b64encode(self.body).decode("ascii")
         doc["duration_s"] = round(self.duration_s, 6)
+        if self.accept:
+            doc["accept"] = self.accept
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -108,6 +112,7 @@ def exchange_from_dict(doc: Any, where: str) -> Exchange:
         content_type=str(doc.get("content_type", "")),
         body=body,
         duration_s=float(doc.get("duration_s", 0.0)),
+        accept=str(doc.get("accept", "")),
     )
 
 
@@ -200,6 +205,7 @@ class Recorder:
                     content_type=content_type,
                     body=body,
                     duration_s=time.perf_counter() - t0,
+                    accept=environ.get("HTTP_ACCEPT", ""),
                 )
             )
             return [body]

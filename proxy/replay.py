@@ -23,32 +23,14 @@ are ignored by member pattern, ``type/member`` or ``type/number/member`` with sh
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from emulator.faults.engine import request_info
-from emulator.serve.recording import Exchange, read_recording
+from emulator.serve.recording import TIME_VARYING, Exchange, ValueFilter, read_recording
 from proxy.upstream import Upstream, UpstreamFailure, parse_address
-
-#: Members whose values move with the clock on a simulator and a real device alike.
-TIME_VARYING: tuple[str, ...] = (
-    "*/siderealtime",
-    "*/utcdate",
-    "*/devicestate",  # carries a TimeStamp
-    "*/lastexposurestarttime",
-    "*/timesincelastupdate",
-    "telescope/altitude",
-    "telescope/azimuth",
-    "telescope/rightascension",
-    "telescope/declination",
-    "camera/ccdtemperature",
-    "camera/heatsinktemperature",
-    "camera/coolerpower",
-)
 
 _IMAGEBYTES_SERVER_TX = slice(12, 16)
 
@@ -97,21 +79,6 @@ class ReplayReport:
             + (f"{len(self.differences)} difference(s) in {len(self.members())} member(s)" if self.differences else "no differences")
         )
         return "\n".join(lines)
-
-
-class ValueFilter:
-    """Which members' values are compared (see the module docstring for the patterns)."""
-
-    def __init__(self, ignore: Iterable[str] = (), compare_all: bool = False) -> None:
-        self.patterns = tuple(p.lower() for p in (() if compare_all else TIME_VARYING)) + tuple(p.lower() for p in ignore)
-
-    def ignored(self, path: str) -> bool:
-        info = request_info("GET", path)
-        if info.member is None:
-            return False
-        short = f"{info.device_type}/{info.member}"
-        full = f"{info.device_type}/{info.device_number}/{info.member}"
-        return any(fnmatch.fnmatchcase(short if p.count("/") == 1 else full, p) for p in self.patterns)
 
 
 def compare(index: int, rec: Exchange, status: int, content_type: str, body: bytes, took_s: float,

@@ -20,6 +20,7 @@ from-recording`` read the file with :func:`read_recording`.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import io
 import json
 import threading
@@ -28,7 +29,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from emulator.faults.engine import request_info
+
 CONTROL_PREFIX = "/emulator/"
+
+#: Members whose values move with the clock on a simulator and a real device alike.
+TIME_VARYING: tuple[str, ...] = (
+    "*/siderealtime",
+    "*/utcdate",
+    "*/devicestate",  # carries a TimeStamp
+    "*/lastexposurestarttime",
+    "*/timesincelastupdate",
+    "telescope/altitude",
+    "telescope/azimuth",
+    "telescope/rightascension",
+    "telescope/declination",
+    "camera/ccdtemperature",
+    "camera/heatsinktemperature",
+    "camera/coolerpower",
+)
+
+
+class ValueFilter:
+    """Which members' values a replay or a scenario made from a recording compares: all but
+    those matching a pattern, ``type/member`` or ``type/number/member`` with shell wildcards
+    (:data:`TIME_VARYING` unless ``compare_all``, plus ``ignore``)."""
+
+    def __init__(self, ignore: Iterable[str] = (), compare_all: bool = False) -> None:
+        self.patterns = tuple(p.lower() for p in (() if compare_all else TIME_VARYING)) + tuple(p.lower() for p in ignore)
+
+    def ignored(self, path: str) -> bool:
+        info = request_info("GET", path)
+        if info.member is None:
+            return False
+        short = f"{info.device_type}/{info.member}"
+        full = f"{info.device_type}/{info.device_number}/{info.member}"
+        return any(fnmatch.fnmatchcase(short if p.count("/") == 1 else full, p) for p in self.patterns)
 
 
 @dataclass(frozen=True)

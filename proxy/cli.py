@@ -151,7 +151,8 @@ def serve_main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    print(f"listening on {proxy.url}, forwarding to http://{proxy.upstream_host}:{proxy.upstream_port}", flush=True)
+    print(f"listening on {proxy.url}", flush=True)
+    print(f"forwarding to http://{proxy.upstream_host}:{proxy.upstream_port}", flush=True)
     if proxy.control:
         print(f"control API on {proxy.url}/emulator/v1/" + (" (token required)" if proxy.control_token else ""), flush=True)
     if proxy.record is not None:

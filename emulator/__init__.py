@@ -29,6 +29,7 @@ from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
 from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.recording import Recorder
 from emulator.serve.certificate import make_self_signed
 from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultLayer
@@ -58,6 +59,9 @@ class Emulator:
     request but the control API's need those credentials (401 otherwise: :mod:`emulator.http.auth`).
     ``https`` serves TLS with a self-signed certificate made at start (``emu.cert_path``; in
     ``cert_dir`` if given, else a temporary folder removed at stop).
+
+    ``record`` (a path) writes every request and answer to that JSON Lines file while serving
+    (:mod:`emulator.serve.recording`); ``emu.recorder`` is the writer.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Emulator:
         api_token: str | None = None,
         https: bool = False,
         cert_dir: str | Path | None = None,
+        record: str | Path | None = None,
     ) -> None:
         if config is None:
             cfg = profile_config(profile, source=f"profile {profile!r}") if profile else default_config()
@@ -120,6 +125,8 @@ class Emulator:
         self.faults = FaultSet(_ClockRef(self), cfg.emulator.seed)
         self.traffic = TrafficLog(traffic_maxlen)
         self._config_rules_added = False
+        self.record = Path(record) if record is not None else None
+        self.recorder: Recorder | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -145,8 +152,12 @@ class Emulator:
         layer = FaultLayer(self.faults, self.traffic, self.registry.clock)
         try:
             ssl_context = self._tls_context() if self.https else None
+            served = self.app
+            if self.record is not None:
+                self.recorder = Recorder(self.record)
+                served = self.recorder.wrap(served)
             self._server = BackgroundServer(
-                self.app, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
+                served, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
             )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
@@ -164,6 +175,9 @@ class Emulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
         if self._tmp_cert_dir is not None:
             self._tmp_cert_dir.cleanup()
             self._tmp_cert_dir = None

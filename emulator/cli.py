@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require 'Authorization: Bearer TOKEN' on everything but the control API (with --basic-auth: either)")
     p.add_argument("--https", action="store_true", help="serve HTTPS with a self-signed certificate made at start (its path is printed)")
     p.add_argument("--cert-dir", metavar="DIR", default=None, help="with --https: write cert.pem and key.pem here (default: a temporary folder)")
+    p.add_argument("--record", metavar="FILE", default=None,
+                   help="write every request and answer to FILE, one JSON line each (alpaca-proxy replay reads it)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests and device events")
     return p
 
@@ -117,12 +119,19 @@ def main(argv: list[str] | None = None) -> int:
             api_token=args.api_token,
             https=args.https,
             cert_dir=args.cert_dir,
+            record=args.record,
         )
         emu.start()
     except ConfigError as exc:
         print(f"alpaca-emulator: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:  # waitress raises ValueError for an unusable host
+    except OSError as exc:
+        if args.record is not None and exc.filename is not None and str(exc.filename) == str(args.record):
+            print(f"alpaca-emulator: cannot write the recording {args.record}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(f"alpaca-emulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # waitress raises ValueError for an unusable host
         reason = getattr(exc, "strerror", None) or exc
         print(f"alpaca-emulator: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
@@ -139,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"certificate: {emu.cert_path}", flush=True)
     if emu.control:
         print(f"control API on {emu.url}/emulator/v1/" + (" (token required)" if emu.control_token else ""), flush=True)
+    if emu.record is not None:
+        print(f"recording to {emu.record}", flush=True)
     if emu.discovery_port is not None:
         print(f"discovery on udp://{args.host}:{emu.discovery_port}", flush=True)
     try:

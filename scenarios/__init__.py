@@ -10,7 +10,8 @@
     verdict    what a run found, its report, and the command that re-runs only it
     runner     one scenario: set up (rig), play (timeline), tear down -> Verdict
     plugin     pytest: scenario files as items, alpaca_emulator / alpaca_device fixtures (via rig)
-    cli        alpaca-scenarios run / list / check / new / schema
+    recorded   a recording (--record) made into a scenario file
+    cli        alpaca-scenarios run / list / check / new / schema / from-recording
 
 Data flows top to bottom: a file becomes a Scenario (schema, steps), the runner sets up the rig,
 plays the timeline, gathers evidence and returns a verdict; the plugin and the CLI only front it.

@@ -5,6 +5,7 @@
     alpaca-scenarios check [PATHS]
     alpaca-scenarios new NAME
     alpaca-scenarios schema [--output FILE]
+    alpaca-scenarios from-recording FILE [-o OUT]   (a recorded session as a scenario: scenarios.recorded)
 
 ``run`` hands the files to pytest with this package's plugin, so what runs here runs the same in
 ``pytest <dir> -n auto``; without PATHS it runs the bundled library. The exit status is pytest's:
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
-from scenarios.schema import ScenarioError, json_schema_text, library_dir, load_file, looks_like_scenario_file
+from scenarios.schema import ScenarioError, json_schema_text, library_dir, load_file, load_text, looks_like_scenario_file
 
 TEMPLATE = '''# A rehearsal scenario: an emulator, the AlpacaDevices under test, a timeline, and what must happen.
 # Run it with:  alpaca-scenarios run {filename}      (or: pytest {filename})
@@ -195,6 +197,31 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_from_recording(args: argparse.Namespace) -> int:
+    from emulator.serve.recording import RecordingError, read_recording
+    from scenarios.recorded import scenario_from_recording
+
+    source = Path(args.file)
+    out = Path(args.output) if args.output else source.with_suffix(".toml")
+    if out.exists() and not args.force:
+        print(f"{out} exists; use --force to overwrite", file=sys.stderr)
+        return 1
+    name = args.name or re.sub(r"[^A-Za-z0-9_.\-]+", "-", source.stem) or "recorded"
+    try:
+        text = scenario_from_recording(read_recording(source), name, source.name, args.seed, tuple(args.ignore_value))
+    except (RecordingError, ValueError) as exc:
+        print(f"alpaca-scenarios from-recording: {exc}", file=sys.stderr)
+        return 2
+    try:
+        load_text(text, str(out))  # what is written must load
+    except ScenarioError as exc:  # pragma: no cover - a defect of the generator
+        print(f"alpaca-scenarios from-recording: the scenario made from {source} does not validate:\n{exc}", file=sys.stderr)
+        return 2
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alpaca-scenarios", description="Run ASCOM Alpaca rehearsal scenarios")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", metavar="NAME")
     new.add_argument("--force", action="store_true", help="overwrite an existing file")
     new.set_defaults(func=cmd_new)
+    rec = sub.add_parser("from-recording", help="make a scenario that makes a recorded session's calls again (--record FILE)")
+    rec.add_argument("file", metavar="FILE", help="a recording of alpaca-proxy or alpaca-emulator --record")
+    rec.add_argument("-o", "--output", metavar="OUT", help="the scenario file to write (default: FILE with .toml)")
+    rec.add_argument("--name", help="the scenario's name (default: from the file name)")
+    rec.add_argument("--seed", type=int, default=0, help="the emulator seed of the scenario (default 0)")
+    rec.add_argument("--ignore-value", action="append", default=[], metavar="PATTERN",
+                     help="expect no value of members matching TYPE/MEMBER or TYPE/N/MEMBER (besides the time-varying ones)")
+    rec.add_argument("--force", action="store_true", help="overwrite an existing file")
+    rec.set_defaults(func=cmd_from_recording)
     sch = sub.add_parser("schema", help="print the JSON Schema of scenario files")
     sch.add_argument("--output", "-o", metavar="FILE")
     sch.set_defaults(func=cmd_schema)

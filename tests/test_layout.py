@@ -153,3 +153,18 @@ def test_emulator_arrows_point_one_way(layer):
         if target.split(".")[0] == "emulator" and not any(target == a or target.startswith(a + ".") for a in allowed)
     )
     assert not wrong, f"{layer} may import only {allowed} of the emulator:\n  " + "\n  ".join(wrong)
+
+
+def test_the_proxy_sits_on_top_of_the_emulator():
+    """The proxy reuses the emulator's serving front and nothing imports the proxy: it can go
+    without the rest noticing."""
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if (module.split(".")[0] == "proxy" and target.split(".")[0] not in ("proxy", "emulator"))
+        or (module.split(".")[0] != "proxy" and target.split(".")[0] == "proxy")
+    )
+    assert any(m.startswith("proxy.") for m in graph), "no proxy package found"
+    assert not wrong, "\n  ".join(wrong)

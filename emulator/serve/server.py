@@ -51,6 +51,8 @@ class BackgroundServer:
     """A waitress server on ``host:port`` (0 = a free port), run in a daemon thread."""
 
     server_class: type[TcpWSGIServer] = TcpWSGIServer
+    #: The server class behind the fault layer (the proxy serves its own subclass).
+    fault_server_class: type[FaultServer] = FaultServer
 
     def __init__(
         self,
@@ -74,7 +76,7 @@ class BackgroundServer:
                 raise ValueError("HTTPS is served through the fault layer: give a layer with the ssl_context")
             self.server = TLSFaultServer(app, layer, ssl_context, host=host, port=port, threads=threads, **adjustments)
         elif layer is not None:
-            self.server = FaultServer(app, layer, host=host, port=port, threads=threads, **adjustments)
+            self.server = self.fault_server_class(app, layer, host=host, port=port, threads=threads, **adjustments)
         else:
             self.server = self.server_class(app, host=host, port=port, threads=threads, **adjustments)
         self.host = str(self.server.effective_host)

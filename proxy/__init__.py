@@ -1,0 +1,168 @@
+"""The fault proxy: an Alpaca server's devices, unchanged, behind the emulator's fault rules.
+
+    with Proxy("192.168.1.20:11111") as proxy:      # a real mount, OmniSim, another emulator
+        proxy.faults.add({"match": {"member": "slewtoazimuth"}, "action": {"kind": "drop"}})
+        dome = alpaca.dome.Dome(proxy.address, 0)   # every other member answers as upstream does
+
+Modules, in the order a request passes them:
+
+    upstream   keep-alive HTTP connections to the upstream, one per worker thread
+    forward    the WSGI app that forwards (and the control API, and the fault middleware),
+               and the waitress task that turns an upstream failure into a cut connection
+    replay     a recorded session sent again, every answer that differs reported
+    cli        alpaca-proxy (serve) and alpaca-proxy replay
+
+The serving front is the emulator's own: :mod:`emulator.serve` (waitress, the socket-level
+faults, the traffic log, discovery), :mod:`emulator.faults` (rules, engine, middleware) and
+:mod:`emulator.control` (``/emulator/v1``); only the app behind it differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from emulator.control import is_loopback
+from emulator.faults.engine import FaultSet
+from emulator.serve.discovery import DiscoveryResponder
+from emulator.serve.recording import Recorder
+from emulator.serve.sockets import FaultLayer
+from emulator.serve.traffic import TrafficLog
+from proxy.forward import Forwarder, ProxyBackgroundServer
+from proxy.upstream import Upstream, parse_address
+
+__all__ = ["Proxy"]
+
+log = logging.getLogger(__name__)
+
+
+class WallClock:
+    """Seconds since the proxy was made: the proxy has no simulation, so trigger windows run on
+    the wall clock."""
+
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+
+class Proxy:
+    """Serve ``upstream`` (``"HOST:PORT"``) on ``host:port`` (0 = a free port) through fault rules.
+
+    ``proxy.faults`` and ``proxy.traffic`` are the emulator's :class:`~emulator.faults.FaultSet`
+    and :class:`~emulator.serve.traffic.TrafficLog`; the control API (``/emulator/v1``) steers
+    them (``control=False`` turns it off, ``control_token`` protects it). ``discovery_port``
+    (None: off, 0: a free port) answers discovery with the proxy's own port, so a client that
+    discovers finds the upstream's devices through the proxy. ``upstream_timeout_s`` is how long
+    an answer may take. ``record`` writes every exchange to a JSON Lines file. ``seed`` seeds the
+    rules' random triggers.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        discovery_port: int | None = None,
+        control: bool = True,
+        control_token: str | None = None,
+        upstream_timeout_s: float = 60.0,
+        traffic_maxlen: int = 10000,
+        record: str | Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.upstream_host, self.upstream_port = parse_address(upstream)
+        self.host = host
+        self._requested_port = port
+        self._threads = threads
+        self._discovery_port = discovery_port
+        self.control = control
+        self.control_token = control_token or None
+        self.upstream_timeout_s = upstream_timeout_s
+        self.clock = WallClock()
+        self.faults = FaultSet(self.clock, seed)
+        self.traffic = TrafficLog(traffic_maxlen)
+        self.record = Path(record) if record is not None else None
+        self.recorder: Recorder | None = None
+        self.upstream: Upstream | None = None
+        self._server: ProxyBackgroundServer | None = None
+        self._discovery: DiscoveryResponder | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> "Proxy":
+        if self._server is not None:
+            raise RuntimeError("proxy already started")
+        self.upstream = Upstream(self.upstream_host, self.upstream_port, self.upstream_timeout_s)
+        app: Any = Forwarder(self.upstream, self, self.control, self.control_token)
+        if self.control and self.control_token is None and not is_loopback(self.host):
+            log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
+        layer = FaultLayer(self.faults, self.traffic, self.clock)
+        try:
+            if self.record is not None:
+                self.recorder = Recorder(self.record)
+                app = self.recorder.wrap(app)
+            self._server = ProxyBackgroundServer(app, self.host, self._requested_port, threads=self._threads, layer=layer)
+            if self._discovery_port is not None:
+                self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
+                self._discovery.start()
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.stop()
+            self._discovery = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+
+    def __enter__(self) -> "Proxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- where it is -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("proxy is not running: use it as a context manager or call start()")
+        return self._server.port
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as alpyca takes it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def discovery_port(self) -> int | None:
+        return self._discovery.port if self._discovery is not None else None
+
+    # -- what the control API steers ----------------------------------------------------------------
+
+    def device(self, device_type: str, number: int = 0) -> Any:
+        raise KeyError(f"the proxy simulates no devices: {device_type} {number} is the upstream's ({self.upstream_host}:{self.upstream_port})")
+
+    def reset(self) -> None:
+        """Remove every fault rule (the upstream's devices are not the proxy's to reset)."""
+        self.faults.clear()

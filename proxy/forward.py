@@ -1,0 +1,170 @@
+"""Forwarding: each request to the upstream as it came, its answer back byte for byte.
+
+    request ─> FaultLayer (socket-level faults, traffic log) ─> Forwarder
+                 ├─ /emulator/...            the control API (Falcon), never forwarded
+                 ├─ a content-level plan     Falcon app: FaultMiddleware around the forward
+                 └─ anything else            straight to Upstream.request (no Falcon: the fast path)
+
+The method, the raw request URI (path and query exactly as sent), the headers but the hop-by-hop
+ones, and the body go upstream; the status line, the headers but the hop-by-hop ones, and the
+body come back unchanged. Content-level faults act on the upstream's answer as they act on the
+emulator's (an ``ascom_error`` is answered by the proxy with the request's ClientTransactionID).
+
+When the upstream gives no answer, the client sees what a real device's failure looks like on
+its own connection (the proxy has already accepted it, so it cannot refuse it):
+
+    upstream              the client sees
+    refused, reset        its connection reset (TCP RST), no answer
+    timeout               no answer for the upstream timeout, then its connection closed (FIN)
+    unreachable           its connection reset
+
+and the traffic log names the outcome ``upstream-refused``, ``upstream-timeout``, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from typing import Any, Callable, Iterable
+
+import falcon
+
+from emulator.control import add_control_routes
+from emulator.faults.middleware import PLAN_KEY, FaultMiddleware
+from emulator.http.protocol import JSON, TEXT, ServerTransactions, envelope, request_params
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultChannel, FaultServer, FaultTask
+from emulator.sim.errors import AscomError
+from proxy.upstream import HOP_BY_HOP, Answer, Upstream, UpstreamFailure
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/emulator/"
+_LINGER_RST = struct.pack("ii", 1, 0)
+#: WSGI environ keys that are HTTP headers without the HTTP_ prefix.
+_PLAIN_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+
+
+def request_parts(environ: dict) -> tuple[str, str, dict[str, str], bytes | None]:
+    """Method, raw URI, end-to-end headers and body of a WSGI request, as the client sent them."""
+    uri = environ.get("REQUEST_URI") or ""
+    if not uri.startswith("/"):  # absolute form, or a server that does not give the raw URI
+        query = environ.get("QUERY_STRING", "")
+        uri = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").title()
+        elif key in _PLAIN_HEADERS:
+            name = _PLAIN_HEADERS[key]
+        else:
+            continue
+        if name.lower() not in HOP_BY_HOP and value != "":
+            headers[name] = value
+    body = None
+    stream = environ.get("wsgi.input")
+    length = environ.get("CONTENT_LENGTH") or ""
+    if stream is not None and (length not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()):
+        body = stream.read(int(length)) if length.isdigit() else stream.read()
+    return environ.get("REQUEST_METHOD", "GET"), uri, headers, body
+
+
+def answer_headers(answer: Answer) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP and k.lower() not in ("server", "date")]
+
+
+class Forwarder:
+    """The proxy's WSGI app (see the module docstring for its three ways)."""
+
+    def __init__(self, upstream: Upstream, steerable: Any, control: bool, control_token: str | None) -> None:
+        self.upstream = upstream
+        self.transactions = ServerTransactions()
+        self.falcon_app = self._falcon_app(steerable, control, control_token)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if PLAN_KEY in environ or environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            return self.falcon_app(environ, start_response)
+        answer = self.upstream.request(*request_parts(environ))  # UpstreamFailure: ProxyTask cuts the connection
+        headers = answer_headers(answer)
+        headers.append(("Content-Length", str(len(answer.body))))
+        start_response(f"{answer.status} {answer.reason}", headers)
+        return [answer.body]
+
+    # -- the Falcon app: control API, and the forward under content-level faults --------------------
+
+    def _falcon_app(self, steerable: Any, control: bool, token: str | None) -> falcon.App:
+        app = falcon.App(middleware=[FaultMiddleware()])
+        app.req_options.strip_url_path_trailing_slash = False
+        upstream, transactions = self.upstream, self.transactions
+
+        def forward(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+            answer = upstream.request(*request_parts(req.env))
+            resp.status = f"{answer.status} {answer.reason}"
+            for name, value in answer_headers(answer):
+                if name.lower() == "content-type":
+                    resp.content_type = value
+                else:
+                    resp.append_header(name, value)
+            resp.data = answer.body
+
+        app.add_sink(forward, "/")
+        if control:
+            add_control_routes(app, steerable, token)
+        else:
+            def no_control(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+                resp.status, resp.content_type, resp.data = falcon.HTTP_404, TEXT, b"the control API is off"
+
+            app.add_sink(no_control, CONTROL_PREFIX)
+
+        def ascom_error(req: falcon.Request, resp: falcon.Response, ex: AscomError, params: dict) -> None:
+            # An ascom_error rule answers for the device, as the emulator does: the envelope, the
+            # request's ClientTransactionID echoed, the proxy's own ServerTransactionID.
+            client_tx = request_params(req, strict=False).client_transaction_id()
+            resp.status, resp.content_type = falcon.HTTP_200, JSON
+            resp.data = envelope(client_tx, transactions.next(), has_value=False, error_number=ex.number, error_message=ex.message)
+
+        def upstream_failed(req: falcon.Request, resp: falcon.Response, ex: UpstreamFailure, params: dict) -> None:
+            raise ex  # past Falcon, to ProxyTask, which cuts the connection
+
+        app.add_error_handler(AscomError, ascom_error)
+        app.add_error_handler(UpstreamFailure, upstream_failed)
+        return app
+
+
+class ProxyTask(FaultTask):
+    """A request task that turns an upstream failure into what the client's connection shows."""
+
+    def execute(self) -> None:
+        try:
+            super().execute()
+        except UpstreamFailure as failure:
+            self.cut(failure)
+
+    def cut(self, failure: UpstreamFailure) -> None:
+        log.info("%s %s: %s", self.request.command, self.request.path, failure)
+        ctx = self.request.fault_ctx
+        if ctx is not None:
+            ctx.entry.outcome = f"upstream-{failure.kind}"
+            ctx.entry.status = None
+            self._ctx = None
+            self.channel.server.layer.finish(ctx)
+        if failure.kind != "timeout":
+            try:  # set before the loop thread closes the socket: the close sends a RST
+                self.channel.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            except (OSError, AttributeError):
+                pass
+        self.discard = True  # finish() writes nothing
+        self.close_on_finish = True  # the channel closes once this task is done
+
+
+class ProxyChannel(FaultChannel):
+    task_class = ProxyTask
+
+
+class ProxyServer(FaultServer):
+    channel_class = ProxyChannel
+
+
+class ProxyBackgroundServer(BackgroundServer):
+    fault_server_class = ProxyServer

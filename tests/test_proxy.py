@@ -1,0 +1,224 @@
+"""alpaca-proxy in front of a real emulator: the same answers, the same faults, upstream failures.
+
+Every test serves a real emulator and a real proxy on loopback sockets and talks to the proxy
+with plain ``requests`` or alpyca. The protocol tests of ``test_protocol.py`` run here a second
+time, through the proxy (their ``emu`` is the proxy, standing for the emulator behind it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import inspect
+import json
+import socket
+import time
+
+import pytest
+import requests
+from alpaca.exceptions import DriverException
+from alpaca.focuser import Focuser
+
+import test_protocol as _protocol
+from conform import Options, Outcome, run
+from emulator import Emulator
+from proxy import Proxy
+
+TIMEOUT = 10
+
+
+class ThroughProxy:
+    """The emulator as its tests know it, but every address is the proxy's."""
+
+    def __init__(self, emu: Emulator, proxy: Proxy) -> None:
+        self._emu = emu
+        self.proxy = proxy
+        self.url, self.address, self.port = proxy.url, proxy.address, proxy.port
+
+    def __getattr__(self, name: str):
+        return getattr(self._emu, name)
+
+
+@pytest.fixture
+def emu():
+    """For the protocol tests taken from test_protocol.py: a fresh emulator, seen through a proxy."""
+    with Emulator() as upstream, Proxy(upstream.address) as proxy:
+        yield ThroughProxy(upstream, proxy)
+
+
+@pytest.fixture
+def pair():
+    with Emulator() as upstream, Proxy(upstream.address) as proxy:
+        yield upstream, proxy
+
+
+# Every protocol test that takes the per-test emulator runs here through the proxy. Left out:
+# the ones that start emulators of their own (the proxy is not in their way).
+_OWN_EMULATORS = {"strict_and_lenient"}
+for _name, _test in vars(_protocol).items():
+    if _name.startswith("test_") and callable(_test):
+        _params = set(inspect.signature(_test).parameters)
+        if "emu" in _params and not _params & _OWN_EMULATORS:
+            globals()[f"{_name}__through_proxy"] = _test
+PROTOCOL_TESTS = sorted(n for n in globals() if n.endswith("__through_proxy"))
+
+
+def test_the_protocol_tests_really_run_through_the_proxy():
+    assert len(PROTOCOL_TESTS) >= 30, PROTOCOL_TESTS
+
+
+def _bad(report) -> list[str]:
+    return [f"{r.check.id}: {r.message} | sent {r.sent} | got {r.got}" for r in report.results if r.outcome in (Outcome.FAILED, Outcome.WARNING)]
+
+
+@pytest.mark.timeout(240)
+def test_conform_strict_through_the_proxy_finds_what_it_finds_directly():
+    devices = [("safetymonitor", 0), ("switch", 0), ("focuser", 0), ("dome", 0), ("filterwheel", 0)]
+    with Emulator(time_scale=100) as direct:
+        expected = run(direct.url, Options(strict=True, operation_timeout_s=30), devices)
+    with Emulator(time_scale=100) as upstream, Proxy(upstream.address) as proxy:
+        report = run(proxy.url, Options(strict=True, operation_timeout_s=30), devices)
+    assert len(report.results) > 300
+    assert not _bad(report), "\n".join(_bad(report))
+    assert report.count(Outcome.FAILED) == expected.count(Outcome.FAILED) == 0
+    assert sorted(r.check.id for r in report.results) == sorted(r.check.id for r in expected.results)
+
+
+def test_answers_are_the_upstreams_byte_for_byte(pair):
+    upstream, proxy = pair
+    for path in ("/api/v1/safetymonitor/0/issafe?ClientTransactionID=5", "/management/v1/configureddevices", "/api/v1/nope/0/x"):
+        a = requests.get(proxy.url + path, timeout=TIMEOUT)
+        b = requests.get(upstream.url + path, timeout=TIMEOUT)
+        assert a.status_code == b.status_code
+        assert a.headers["Content-Type"] == b.headers["Content-Type"]
+        if "json" in a.headers["Content-Type"]:  # each answer has its own ServerTransactionID
+            a_doc, b_doc = a.json(), b.json()
+            assert a_doc.pop("ServerTransactionID") + 1 == b_doc.pop("ServerTransactionID")
+            assert a_doc == b_doc
+        else:
+            assert a.content == b.content
+    # the form body goes upstream as sent, and the device acts
+    r = requests.put(f"{proxy.url}/api/v1/focuser/0/connected", data={"Connected": "true", "ClientTransactionID": "8"}, timeout=TIMEOUT)
+    assert r.json()["ClientTransactionID"] == 8 and upstream.device("focuser").connected is True
+
+
+def test_a_rule_on_the_proxy_affects_only_the_matched_member(pair):
+    upstream, proxy = pair
+    focuser = Focuser(proxy.address, 0)
+    focuser.Connected = True
+    before = focuser.Position
+    proxy.faults.add({"match": {"device_type": "focuser", "member": "position"}, "action": {"kind": "ascom_error", "number": "0x500"}})
+    with pytest.raises(DriverException):
+        focuser.Position
+    assert focuser.IsMoving is False and focuser.MaxStep > 0  # the other members answer as before
+    assert Focuser(upstream.address, 0).Position == before  # the device itself is untouched
+    # the faulted call never reached the upstream; the others did
+    assert upstream.traffic.count(device_type="focuser", member="position") == 2
+    assert proxy.traffic.count(device_type="focuser", member="position") == 2
+    proxy.faults.clear()
+    proxy.faults.add({"match": {"device_type": "focuser", "member": "ismoving"}, "action": {"kind": "drop"}})
+    with pytest.raises(Exception):
+        focuser.IsMoving
+    assert focuser.Position == before
+    [entry] = proxy.traffic.entries(member="ismoving")[-1:]
+    assert entry.outcome == "dropped"
+
+
+def test_content_and_socket_level_kinds_act_on_the_upstreams_answer(pair):
+    upstream, proxy = pair
+    url = f"{proxy.url}/api/v1/safetymonitor/0/issafe"
+    with proxy.faults.add({"match": {"member": "issafe"}, "action": {"kind": "bad_json"}}):
+        assert requests.get(url, timeout=TIMEOUT).text.startswith("<<not JSON>>")
+    with proxy.faults.add({"match": {"member": "issafe"}, "action": {"kind": "missing_key", "key": "Value"}}):
+        assert "Value" not in requests.get(url, timeout=TIMEOUT).json()
+    with proxy.faults.add({"match": {"member": "issafe"}, "action": {"kind": "http_status", "status": 503}}):
+        assert requests.get(url, timeout=TIMEOUT).status_code == 503
+    with proxy.faults.add({"match": {"member": "issafe"}, "action": {"kind": "truncate", "fraction": 0.5}}):
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):  # half the body, then the close
+            requests.get(url, timeout=TIMEOUT)
+    with proxy.faults.add({"match": {"member": "issafe"}, "action": {"kind": "reset", "phase": "response"}}):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url, timeout=TIMEOUT)
+    # phase response: the request went upstream, the answer was kept from the client
+    # http_status answered for the device; the four others went upstream
+    assert upstream.traffic.count(member="issafe") == 4
+    assert requests.get(url, timeout=TIMEOUT).json()["ErrorNumber"] == 0
+
+
+def test_the_control_api_steers_the_proxy(pair):
+    _, proxy = pair
+    control = f"{proxy.url}/emulator/v1"
+    rule = requests.post(f"{control}/faults", json={"match": {"member": "name"}, "action": {"kind": "ascom_error"}}, timeout=TIMEOUT)
+    assert rule.status_code == 201
+    assert requests.get(f"{proxy.url}/api/v1/dome/0/name", timeout=TIMEOUT).json()["ErrorNumber"] == 0x500
+    assert requests.get(f"{control}/faults/{rule.json()['id']}", timeout=TIMEOUT).json()["fired"] == 1
+    traffic = requests.get(f"{control}/traffic", params={"member": "name"}, timeout=TIMEOUT).json()
+    assert [t["rules"] for t in traffic] == [[rule.json()["id"]]]
+    state = requests.get(f"{control}/devices/dome/0/state", timeout=TIMEOUT)
+    assert state.status_code == 404 and "upstream" in state.json()["error"]
+    assert requests.post(f"{control}/reset", timeout=TIMEOUT).json() == {"reset": True}
+    assert len(proxy.faults) == 0
+
+
+def test_discovery_advertises_the_proxy_with_the_upstreams_devices():
+    with Emulator() as upstream, Proxy(upstream.address, discovery_port=0) as proxy:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(b"alpacadiscovery1", ("127.0.0.1", proxy.discovery_port))
+            reply, _ = s.recvfrom(1024)
+        port = json.loads(reply)["AlpacaPort"]
+        assert port == proxy.port
+        listed = requests.get(f"http://127.0.0.1:{port}/management/v1/configureddevices", timeout=TIMEOUT).json()["Value"]
+        direct = requests.get(f"{upstream.url}/management/v1/configureddevices", timeout=TIMEOUT).json()["Value"]
+        assert listed == direct
+
+
+def _raw_get(port: int, path: str) -> BaseException:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        pytest.fail(f"expected no answer, got {resp.status} {resp.read()!r}")
+    except (ConnectionError, http.client.HTTPException) as exc:
+        return exc
+    finally:
+        conn.close()
+
+
+def test_upstream_failures_look_like_a_failing_device():
+    with Emulator() as upstream:
+        address = upstream.address
+        with Proxy(address, upstream_timeout_s=0.5) as proxy:
+            # the upstream resets the connection: the client's is reset
+            upstream.faults.add({"match": {"member": "issafe"}, "action": {"kind": "reset"}})
+            assert isinstance(_raw_get(proxy.port, "/api/v1/safetymonitor/0/issafe"), ConnectionResetError)
+            # the upstream never answers: after the upstream timeout the client's connection closes, unanswered
+            upstream.faults.clear()
+            upstream.faults.add({"match": {"member": "name"}, "action": {"kind": "hang", "max_s": 5}})
+            assert isinstance(_raw_get(proxy.port, "/api/v1/safetymonitor/0/name"), http.client.RemoteDisconnected)
+            upstream.faults.clear()
+            assert requests.get(f"{proxy.url}/api/v1/safetymonitor/0/name", timeout=TIMEOUT).status_code == 200
+    with Proxy(address) as proxy:  # the upstream is gone: refused upstream, reset here
+        assert isinstance(_raw_get(proxy.port, "/api/v1/safetymonitor/0/issafe"), ConnectionResetError)
+        outcomes = [e.outcome for e in proxy.traffic.entries()]
+        assert outcomes == ["upstream-refused"]
+        # the control API still answers
+        assert requests.get(f"{proxy.url}/emulator/v1/faults", timeout=TIMEOUT).json() == []
+
+
+def test_a_pooled_connection_the_upstream_closed_is_replaced(pair):
+    upstream, proxy = pair
+    url = f"{proxy.url}/api/v1/safetymonitor/0/issafe"
+    assert requests.get(url, timeout=TIMEOUT).status_code == 200
+    # the upstream closes every open connection (the pooled one too) for a moment
+    upstream.faults.add({"match": {"member": "name"}, "action": {"kind": "down", "duration_s": 0.2}, "trigger": {"count": 1}})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{upstream.url}/api/v1/safetymonitor/0/name", timeout=TIMEOUT)
+    deadline = time.monotonic() + 10
+    while True:  # the outage ends by itself; the next request through the proxy is answered
+        try:
+            requests.get(f"{upstream.url}/management/apiversions", timeout=TIMEOUT)
+            break
+        except requests.exceptions.ConnectionError:
+            assert time.monotonic() < deadline
+    for _ in range(3):
+        assert requests.get(url, timeout=TIMEOUT).json()["ErrorNumber"] == 0

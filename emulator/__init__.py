@@ -147,7 +147,8 @@ class Emulator:
         middleware: list = [FaultMiddleware()]
         if self.credentials is not None:
             middleware.append(AuthMiddleware(self.credentials))  # after the faults: as if they were on the wire
-        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware, lenient_ids=settings.lenient_ids)
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware,
+                             lenient_ids=settings.lenient_ids, alpaca_simulators_api=settings.alpaca_simulators_api)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
             if self.control_token is None and not is_loopback(self.host):

@@ -68,6 +68,11 @@ class EmulatorSettings(BaseModel):
         None,
         description="Daylight override of the sky: true (day, for flats), false (night); unset follows the Sun",
     )
+    alpaca_simulators_api: bool = Field(
+        False,
+        description="Serve the original controller's simulator endpoints (GET /, GET /reload, GET/PUT /sunlight, "
+        "PUT safetymonitor issafe); the alpaca-simulators profile turns this on",
+    )
 
 
 class EmulatorConfig(BaseModel):

@@ -14,8 +14,10 @@
 
 It lives outside ``/api/`` and ``/management/`` so a conformance checker never sees it, and its
 errors are JSON with a 4xx status (the Alpaca 400-plain-text rule is for the Alpaca namespace).
-Fault rules never match it and the traffic log never records it, so a rule can always be
-removed. Access: with a token, every call needs ``Authorization: Bearer <token>`` (or
+Fault rules never match it and the traffic log never records it. It is served twice: on the
+devices' port (compatibility; an outage of that port, ``refuse``/``down``, takes it away for the
+outage's window) and, with ``control_port``, on a listener of its own (:class:`ControlListener`)
+that no fault layer serves, so no rule can reach it and a rule can always be removed. Access: with a token, every call needs ``Authorization: Bearer <token>`` (or
 ``X-Control-Token``); without one, only loopback clients are served.
 """
 
@@ -31,6 +33,8 @@ import falcon
 
 from emulator.faults.engine import FaultSet
 from emulator.faults.rules import FaultRuleError
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
 
 log = logging.getLogger(__name__)
@@ -244,3 +248,51 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
         _error(resp, 404, f"{req.method} {req.path} is not part of the control API (see emulator/control.py)")
 
     app.add_sink(unknown, "/emulator/")
+
+
+def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
+    """A Falcon app that serves the control API alone (no device, no middleware)."""
+    app = falcon.App()
+
+    def elsewhere(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        _error(resp, 404, f"this port serves the control API only, under {PREFIX}/; {req.path} is on the devices' port")
+
+    app.add_sink(elsewhere, "/")
+    add_control_routes(app, emu, token)
+    return app
+
+
+class ControlListener:
+    """The control API on a port of its own, so no fault rule can ever make it unreachable.
+
+    Over HTTP it is plain waitress: no fault layer, nothing a rule could act on, its own loop and
+    worker threads, its own listening socket that an outage of the devices' port never touches.
+    Over HTTPS it needs the TLS channel, which lives in the fault layer, so it gets a private
+    layer with an empty rule set (the emulator's rules are not in it) and a throwaway log.
+    """
+
+    def __init__(
+        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None
+    ) -> None:
+        layer = None
+        if ssl_context is not None:
+            clock = clock if clock is not None else emu.faults.clock
+            layer = FaultLayer(FaultSet(clock), TrafficLog(1), clock)
+        self.https = ssl_context is not None
+        try:
+            self._server = BackgroundServer(control_app(emu, token), host, port, threads=2, layer=layer, ssl_context=ssl_context)
+        except OSError as exc:  # say which port it was: the devices' one is bound already
+            raise OSError(exc.errno, f"control port {port}: {exc.strerror or exc}") from None
+        self.host, self.port = self._server.host, self._server.port
+
+    @property
+    def url(self) -> str:
+        """Where the control API is: ``http://HOST:PORT/emulator/v1``."""
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}{PREFIX}"
+
+    def start(self) -> "ControlListener":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -6,8 +6,9 @@
 The engine decides; it never touches a socket or a response. The socket layer evaluates one
 plan per request as it arrives and carries out its connection and response-bytes stages; the
 fault middleware carries out its request and response-content stages (see
-:mod:`emulator.faults.actions`). The control API (``/emulator/v1``) is never evaluated, so a rule
-can always be removed again.
+:mod:`emulator.faults.actions`). The control API (``/emulator/v1``) is never evaluated, and on its
+own listener (``control_port``) no fault layer serves it at all, so a rule can always be removed
+again, even during an outage of the devices' port.
 
 Composition, when several rules match one request: every firing non-terminal rule (``latency``)
 adds its delay (they add up); then the first firing *terminal* rule (any other kind), in the
@@ -26,6 +27,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +85,17 @@ class Plan:
         return self.action.stage if self.action is not None else None
 
 
+def fire_limit(spec: RuleSpec) -> int | None:
+    """How often a rule may fire: its ``count``; else once for a kind that does not repeat by
+    itself (an outage) unless ``every`` or ``probability`` says it repeats; else without limit."""
+    t = spec.trigger
+    if t.count is not None:
+        return t.count
+    if not spec.action.repeats and t.every == 1 and t.probability == 1.0:
+        return 1
+    return None
+
+
 class FaultRule:
     """A live rule: its spec, its counters, its random sequence. A context manager that removes itself."""
 
@@ -98,6 +111,8 @@ class FaultRule:
         self._jitter_rng = random.Random(f"{seed}:jitter")
         self._owner = owner
         self._datagram = spec.action.stage == "datagram"
+        self._limit = fire_limit(spec)
+        self._quiet_until = 0.0  # monotonic s: its own outage is on until then, it does not fire
 
     @property
     def name(self) -> str:
@@ -126,13 +141,22 @@ class FaultRule:
         age = now_s - self.created_s
         if age < t.start_s or (t.duration_s is not None and age > t.start_s + t.duration_s):
             return False
+        if self._quiet_until and time.monotonic() < self._quiet_until:
+            return False  # its own outage is still on: a request that got through is not counted
         self.matched += 1
         k = self.matched - t.after
         if k <= 0 or k % t.every:
             return False
         if t.probability < 1.0 and not self._rng.random() < t.probability:
             return False
-        return t.count is None or self.fired < t.count
+        return self._limit is None or self.fired < self._limit
+
+    def fired_now(self, action: FaultAction) -> None:
+        """Count a firing (caller holds the set's lock); an outage keeps the rule quiet for its window."""
+        self.fired += 1
+        hold = action.hold_s()
+        if hold:
+            self._quiet_until = time.monotonic() + hold
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
@@ -295,6 +319,6 @@ class FaultSet:
                     plan.action = action
                 else:
                     continue  # shadowed by an earlier terminal rule
-                rule.fired += 1
+                rule.fired_now(action)
                 plan.fired.append(rule.name)
         return plan

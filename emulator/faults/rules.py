@@ -21,6 +21,13 @@ inside, it is the rule's n-th match; the first ``after`` matches pass; of the re
 ``every``-th is a candidate; a candidate fires with ``probability`` (drawn from the rule's own
 ``random.Random(seed)``, one draw per candidate, so a seed gives the same firing sequence in any
 process); at most ``count`` firings. ``seed`` defaults to the emulator's seed.
+
+Outages repeat only when told to. A ``refuse`` or ``down`` rule is a window that ends by itself:
+without ``count`` it fires once, unless ``every`` > 1 or ``probability`` < 1 says it repeats (then
+it fires as those say, without limit); with ``count: N`` it fires up to N times. While its own
+window is open it does not fire or count matches (a request on a keep-alive connection that
+survives a refuse is answered), so the first request after the re-listen is answered unless
+the trigger says it repeats.
 """
 
 from __future__ import annotations

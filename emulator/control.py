@@ -4,7 +4,12 @@
     POST   /emulator/v1/faults                  add a rule -> 201 and the rule with its "id"
     DELETE /emulator/v1/faults                  remove every rule
     GET    /emulator/v1/faults/{id}             one rule, with its "matched"/"fired" counters
+    PATCH  /emulator/v1/faults/{id}             change it in place (a partial rule: enabled, action
+                                                parameters, trigger, match, name, set); counters kept
     DELETE /emulator/v1/faults/{id}             remove one rule
+    GET    /emulator/v1/faultsets               the named rule sets: name, rules, which are enabled
+    GET    /emulator/v1/faultsets/{name}        one set
+    PUT    /emulator/v1/faultsets/{name}        {"enabled": false}: switch all its rules off (or on)
     GET    /emulator/v1/traffic                 the request log; filters as query parameters:
                                                 device_type, device_number, member, verb, since, rule, limit
     DELETE /emulator/v1/traffic                 clear it
@@ -120,7 +125,7 @@ class FaultsResource(_Resource):
         try:
             rule = self.emu.faults.add(doc)
         except FaultRuleError as exc:
-            _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+            _rule_error(resp, exc)
             return
         _send(resp, 201, rule.as_dict())
 
@@ -140,6 +145,22 @@ class FaultResource(_Resource):
         except KeyError:
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
 
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        try:
+            rule = self.emu.faults.update(rule_id, doc if doc is not None else {})
+        except KeyError:
+            _error(resp, 404, f"no fault rule with id {rule_id!r}")
+            return
+        except FaultRuleError as exc:
+            _rule_error(resp, exc)
+            return
+        _send(resp, 200, rule.as_dict())
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
         if not self.allowed(req, resp):
             return
@@ -149,6 +170,47 @@ class FaultResource(_Resource):
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
             return
         _send(resp, 200, {"removed": rule_id})
+
+
+def _rule_error(resp: falcon.Response, exc: FaultRuleError) -> None:
+    _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+
+
+def _set_doc(name: str, rules: list) -> dict[str, Any]:
+    return {"name": name, "rules": [r.id for r in rules], "enabled": [r.id for r in rules if r.spec.enabled]}
+
+
+class FaultSetsResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            _send(resp, 200, [_set_doc(name, rules) for name, rules in self.emu.faults.sets().items()])
+
+
+class FaultSetResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        rules = self.emu.faults.sets().get(name)
+        if rules is None:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        if not isinstance(doc, dict) or set(doc) != {"enabled"} or not isinstance(doc["enabled"], bool):
+            _error(resp, 400, 'the body must be {"enabled": true} or {"enabled": false}', field="enabled")
+            return
+        try:
+            rules = self.emu.faults.enable_set(name, doc["enabled"])
+        except KeyError:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
 
 
 _TRAFFIC_FILTERS = {"device_type": str, "device_number": int, "member": str, "verb": str, "since": float, "rule": str}
@@ -240,6 +302,8 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     """Mount the control API on ``app`` for ``emu``; anything else under it is a JSON 404."""
     app.add_route(f"{PREFIX}/faults", FaultsResource(emu, token))
     app.add_route(f"{PREFIX}/faults/{{rule_id}}", FaultResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets", FaultSetsResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets/{{name}}", FaultSetResource(emu, token))
     app.add_route(f"{PREFIX}/traffic", TrafficResource(emu, token))
     app.add_route(f"{PREFIX}/devices/{{device_type}}/{{device_number}}/state", StateResource(emu, token))
     app.add_route(f"{PREFIX}/reset", ResetResource(emu, token))

@@ -7,10 +7,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from pydantic import ValidationError
 
 from emulator import Emulator, profiles
+from emulator.banner import device_lines, traffic_summary
 from emulator.config import ConfigError, EmulatorSettings
 from emulator.http.auth import Credentials
 from emulator.validation import describe_errors
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"listening on {emu.url}", flush=True)
+    for line in device_lines(emu.registry, emu.url):
+        print(line, flush=True)
     if emu.cert_path is not None:
         print(f"certificate: {emu.cert_path}", flush=True)
     if emu.control:
@@ -181,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recording to {emu.record}", flush=True)
     if emu.discovery_port is not None:
         print(f"discovery on udp://{args.host}:{emu.discovery_port}", flush=True)
+    started = time.monotonic()
     try:
         while not done.wait(0.5):
             pass
     finally:
         emu.stop()
+        print(traffic_summary(emu.traffic.outcomes, emu.traffic.faulted, time.monotonic() - started), flush=True)
         print("stopped", flush=True)
     return 0
 

@@ -4,7 +4,12 @@
     POST   /emulator/v1/faults                  add a rule -> 201 and the rule with its "id"
     DELETE /emulator/v1/faults                  remove every rule
     GET    /emulator/v1/faults/{id}             one rule, with its "matched"/"fired" counters
+    PATCH  /emulator/v1/faults/{id}             change it in place (a partial rule: enabled, action
+                                                parameters, trigger, match, name, set); counters kept
     DELETE /emulator/v1/faults/{id}             remove one rule
+    GET    /emulator/v1/faultsets               the named rule sets: name, rules, which are enabled
+    GET    /emulator/v1/faultsets/{name}        one set
+    PUT    /emulator/v1/faultsets/{name}        {"enabled": false}: switch all its rules off (or on)
     GET    /emulator/v1/traffic                 the request log; filters as query parameters:
                                                 device_type, device_number, member, verb, since, rule, limit
     DELETE /emulator/v1/traffic                 clear it
@@ -16,10 +21,12 @@
 
 It lives outside ``/api/`` and ``/management/`` so a conformance checker never sees it, and its
 errors are JSON with a 4xx status (the Alpaca 400-plain-text rule is for the Alpaca namespace).
-Fault rules never match it and the traffic log never records it, so a rule can always be
-removed. Access (:func:`access_error`): with a token, every call needs ``Authorization: Bearer
-<token>`` (or ``X-Control-Token``, or the web panel's cookie); without one, only loopback
-clients are served.
+Fault rules never match it and the traffic log never records it. It is served twice: on the
+devices' port (compatibility; an outage of that port, ``refuse``/``down``, takes it away for the
+outage's window) and, with ``control_port``, on a listener of its own (:class:`ControlListener`)
+that no fault layer serves, so no rule can reach it and a rule can always be removed. Access
+(:func:`access_error`): with a token, every call needs ``Authorization: Bearer <token>`` (or
+``X-Control-Token``, or the web panel's cookie); without one, only loopback clients are served.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ import falcon
 from emulator.faults.engine import FaultSet
 from emulator.faults.rules import FaultRuleError
 from emulator.http.png import encode_png, from_imagearray
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
 
 log = logging.getLogger(__name__)
@@ -140,7 +149,7 @@ class FaultsResource(_Resource):
         try:
             rule = self.emu.faults.add(doc)
         except FaultRuleError as exc:
-            _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+            _rule_error(resp, exc)
             return
         _send(resp, 201, rule.as_dict())
 
@@ -160,6 +169,22 @@ class FaultResource(_Resource):
         except KeyError:
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
 
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        try:
+            rule = self.emu.faults.update(rule_id, doc if doc is not None else {})
+        except KeyError:
+            _error(resp, 404, f"no fault rule with id {rule_id!r}")
+            return
+        except FaultRuleError as exc:
+            _rule_error(resp, exc)
+            return
+        _send(resp, 200, rule.as_dict())
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
         if not self.allowed(req, resp):
             return
@@ -169,6 +194,47 @@ class FaultResource(_Resource):
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
             return
         _send(resp, 200, {"removed": rule_id})
+
+
+def _rule_error(resp: falcon.Response, exc: FaultRuleError) -> None:
+    _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+
+
+def _set_doc(name: str, rules: list) -> dict[str, Any]:
+    return {"name": name, "rules": [r.id for r in rules], "enabled": [r.id for r in rules if r.spec.enabled]}
+
+
+class FaultSetsResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            _send(resp, 200, [_set_doc(name, rules) for name, rules in self.emu.faults.sets().items()])
+
+
+class FaultSetResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        rules = self.emu.faults.sets().get(name)
+        if rules is None:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        if not isinstance(doc, dict) or set(doc) != {"enabled"} or not isinstance(doc["enabled"], bool):
+            _error(resp, 400, 'the body must be {"enabled": true} or {"enabled": false}', field="enabled")
+            return
+        try:
+            rules = self.emu.faults.enable_set(name, doc["enabled"])
+        except KeyError:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
 
 
 _TRAFFIC_FILTERS = {"device_type": str, "device_number": int, "member": str, "verb": str, "since": float, "rule": str}
@@ -310,6 +376,8 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     """Mount the control API on ``app`` for ``emu``; anything else under it is a JSON 404."""
     app.add_route(f"{PREFIX}/faults", FaultsResource(emu, token))
     app.add_route(f"{PREFIX}/faults/{{rule_id}}", FaultResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets", FaultSetsResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets/{{name}}", FaultSetResource(emu, token))
     app.add_route(f"{PREFIX}/traffic", TrafficResource(emu, token))
     app.add_route(f"{PREFIX}/devices", DevicesResource(emu, token))
     app.add_route(f"{PREFIX}/devices/{{device_type}}/{{device_number}}/state", StateResource(emu, token))
@@ -320,3 +388,51 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
         _error(resp, 404, f"{req.method} {req.path} is not part of the control API (see emulator/control.py)")
 
     app.add_sink(unknown, "/emulator/")
+
+
+def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
+    """A Falcon app that serves the control API alone (no device, no middleware)."""
+    app = falcon.App()
+
+    def elsewhere(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        _error(resp, 404, f"this port serves the control API only, under {PREFIX}/; {req.path} is on the devices' port")
+
+    app.add_sink(elsewhere, "/")
+    add_control_routes(app, emu, token)
+    return app
+
+
+class ControlListener:
+    """The control API on a port of its own, so no fault rule can ever make it unreachable.
+
+    Over HTTP it is plain waitress: no fault layer, nothing a rule could act on, its own loop and
+    worker threads, its own listening socket that an outage of the devices' port never touches.
+    Over HTTPS it needs the TLS channel, which lives in the fault layer, so it gets a private
+    layer with an empty rule set (the emulator's rules are not in it) and a throwaway log.
+    """
+
+    def __init__(
+        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None
+    ) -> None:
+        layer = None
+        if ssl_context is not None:
+            clock = clock if clock is not None else emu.faults.clock
+            layer = FaultLayer(FaultSet(clock), TrafficLog(1), clock)
+        self.https = ssl_context is not None
+        try:
+            self._server = BackgroundServer(control_app(emu, token), host, port, threads=2, layer=layer, ssl_context=ssl_context)
+        except OSError as exc:  # say which port it was: the devices' one is bound already
+            raise OSError(exc.errno, f"control port {port}: {exc.strerror or exc}") from None
+        self.host, self.port = self._server.host, self._server.port
+
+    @property
+    def url(self) -> str:
+        """Where the control API is: ``http://HOST:PORT/emulator/v1``."""
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}{PREFIX}"
+
+    def start(self) -> "ControlListener":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()

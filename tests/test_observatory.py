@@ -35,3 +35,19 @@ def test_sunlight_takes_only_true_false_or_none():
     assert obs.sunlight is None
     with pytest.raises(ConfigError, match="sunlight"):
         Emulator({"emulator": {"sunlight": "bright"}})
+
+
+def test_devices_see_their_site_and_the_first_device_of_a_type():
+    from emulator.sim.registry import Registry
+    from emulator.config import config_from_dict
+
+    cfg = config_from_dict({"devices": [{"type": "focuser", "number": 3}, {"type": "focuser", "number": 1}, {"type": "camera"}]})
+    reg = Registry(cfg.devices)
+    cam = reg.get("camera", 0)
+    assert cam.site is reg
+    assert reg.first("focuser") is reg.get("focuser", 1)
+    assert reg.first("telescope") is None
+    fresh = reg.reset_device("focuser", 1)
+    assert fresh.site is reg and reg.first("focuser") is fresh
+    reg.reset()
+    assert reg.get("camera", 0).site is reg and reg.get("camera", 0) is not cam

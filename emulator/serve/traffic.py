@@ -10,7 +10,7 @@ rehearsal cannot eat the memory.
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from emulator.faults.engine import request_info
@@ -248,6 +248,10 @@ class TrafficLog:
     def __init__(self, maxlen: int = DEFAULT_MAXLEN) -> None:
         self._entries: deque[TrafficEntry] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
+        #: outcome -> how many requests had it since the log was made (not bounded by maxlen).
+        self.outcomes: Counter[str] = Counter()
+        #: how many of them a fault rule acted on (likewise since the log was made).
+        self.faulted = 0
 
     @property
     def maxlen(self) -> int:
@@ -256,6 +260,9 @@ class TrafficLog:
     def record(self, entry: TrafficEntry) -> None:
         with self._lock:
             self._entries.append(entry)
+            self.outcomes[entry.outcome] += 1
+            if entry._rules:
+                self.faulted += 1
 
     def entries(
         self,

@@ -37,6 +37,8 @@ class Registry:
         for dev_cfg in self.device_configs:
             cls = DEVICE_CLASSES[dev_cfg.type]
             built[(dev_cfg.type, dev_cfg.number)] = cls(dev_cfg, self.clock, self.seed)
+        for device in built.values():
+            device.site = self
         with self._lock:
             self._devices = built
         self.observatory.reset()
@@ -45,12 +47,19 @@ class Registry:
         """Rebuild one device from its config (the others keep their state); KeyError if absent."""
         old = self._devices[(device_type, number)]
         fresh = DEVICE_CLASSES[device_type](old.config, self.clock, self.seed)
+        fresh.site = self
         with self._lock:
             self._devices = {**self._devices, (device_type, number): fresh}
         return fresh
 
     def get(self, device_type: str, number: int) -> Device | None:
         return self._devices.get((device_type, number))
+
+    def first(self, device_type: str) -> Device | None:
+        """The lowest-numbered device of a type: the one in the optical train (read-only use:
+        a device looks its peers up here on each use, as a reset rebuilds them)."""
+        numbers = [number for kind, number in self._devices if kind == device_type]
+        return self._devices[(device_type, min(numbers))] if numbers else None
 
     def __iter__(self) -> Iterator[Device]:
         return iter(list(self._devices.values()))

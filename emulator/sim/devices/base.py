@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -110,8 +110,21 @@ class DeviceConfig(BaseModel):
         return self.interface_version or interfaces.LATEST.get(self.type, 1)
 
 
+class Site(Protocol):
+    """What a device may see of the observatory it belongs to (the Registry): its peers and the
+    site-wide state. Read-only by convention: a device never drives another through this."""
+
+    seed: int
+    observatory: Any
+
+    def first(self, device_type: str) -> "Device | None": ...
+
+
 class Device:
     """Base of all simulated devices: common members and the connection state machine."""
+
+    #: The observatory this device belongs to, set by the Registry after building (None alone).
+    site: Site | None = None
 
     device_type: ClassVar[str] = ""
     #: CamelCase name, as the management API and alpyca spell it.

@@ -123,15 +123,25 @@ class DeviceContext:
             self._client = _alpyca_class(self.device_type)(self.server.base_url.split("://", 1)[-1], self.number)
         return self._client
 
+    def has(self, member: str) -> bool:
+        """Whether this device's InterfaceVersion has ``member`` (either verb)."""
+        return ("GET", member) in self.members or ("PUT", member) in self.members
+
     @property
     def platform7(self) -> bool:
         return ("PUT", "connect") in self.members
+
+    @property
+    def connection_member(self) -> str:
+        """``connected``, or ``link`` for an IFocuserV1 (which has Link where later ones have Connected)."""
+        return "connected" if self.has("connected") or self.device_type != "focuser" else "link"
 
     def ensure_connected(self) -> None:
         """Connect (Platform 7: Connect() and poll Connecting) unless already connected."""
         if self.state.get("connected"):
             return
-        ex = self.call("GET", "connected")
+        member = self.connection_member
+        ex = self.call("GET", member)
         doc = ex.json()
         if isinstance(doc, dict) and doc.get("Value") is True:
             self.state["connected"] = True
@@ -141,9 +151,9 @@ class DeviceContext:
             _expect_ok(ex, "Connect")
             self.wait(lambda: self._get_bool("connecting") is False, "Connecting to become false after Connect()")
         else:
-            ex = self.call("PUT", "connected", [("Connected", "True")])
-            _expect_ok(ex, "Connected=True")
-        if self._get_bool("connected") is not True:
+            ex = self.call("PUT", member, [(member.capitalize(), "True")])
+            _expect_ok(ex, f"{member.capitalize()}=True")
+        if self._get_bool(member) is not True:
             raise CheckFailed("the device did not become connected", ex.sent, ex.got)
         self.state["connected"] = True
 
@@ -153,7 +163,8 @@ class DeviceContext:
             self.call("PUT", "disconnect")
             self.wait(lambda: self._get_bool("connecting") is False, "Connecting to become false after Disconnect()")
         else:
-            self.call("PUT", "connected", [("Connected", "False")])
+            member = self.connection_member
+            self.call("PUT", member, [(member.capitalize(), "False")])
 
     def _get_bool(self, member: str) -> bool | None:
         doc = self.call("GET", member).json()

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config, profile_config, with_profile
-from emulator.control import add_control_routes, is_loopback
+from emulator.control import ControlListener, add_control_routes, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.faults.middleware import FaultMiddleware
 from emulator.http.app import build_app
 from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
+from emulator.panel import add_panel_routes
 from emulator.serve.discovery import DiscoveryResponder
 from emulator.serve.recording import Recorder
 from emulator.serve.certificate import make_self_signed
@@ -53,7 +54,9 @@ class Emulator:
     ``emu.faults`` holds the fault rules (:class:`emulator.faults.FaultSet`), ``emu.traffic`` the
     request log (:class:`emulator.serve.traffic.TrafficLog`). ``control`` False turns the HTTP control
     API (``/emulator/v1``) off; ``control_token`` makes it require that token (without one it
-    serves loopback clients only).
+    serves loopback clients only). ``control_port`` (0: a free one; None: the config's
+    ``control_port``, unset by default) serves the control API on a listener of its own too,
+    which no fault rule can reach (``emu.control_url``); in Python ``emu.faults`` needs no socket.
 
     ``basic_auth`` (``(user, password)`` or ``"user:password"``) and/or ``api_token`` make every
     request but the control API's need those credentials (401 otherwise: :mod:`emulator.http.auth`).
@@ -78,6 +81,7 @@ class Emulator:
         discovery_port: int | None = None,
         control: bool = True,
         control_token: str | None = None,
+        control_port: int | None = None,
         traffic_maxlen: int = 10000,
         basic_auth: tuple[str, str] | str | None = None,
         api_token: str | None = None,
@@ -114,6 +118,10 @@ class Emulator:
         self.registry = None
         self.control = control
         self.control_token = control_token or None
+        if control_port is not None and not 0 <= control_port <= 65535:
+            raise ValueError(f"control_port must be 0..65535 (0 picks a free port), got {control_port}")
+        self.requested_control_port = control_port if control_port is not None else cfg.emulator.control_port
+        self._control: ControlListener | None = None
         if isinstance(basic_auth, str):
             basic_auth = Credentials.parse_basic(basic_auth)
         user, password = basic_auth if basic_auth is not None else (None, None)
@@ -140,9 +148,13 @@ class Emulator:
         middleware: list = [FaultMiddleware()]
         if self.credentials is not None:
             middleware.append(AuthMiddleware(self.credentials))  # after the faults: as if they were on the wire
-        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware, lenient_ids=settings.lenient_ids)
+        self.app = build_app(self.registry, description, ServerTransactions(), middleware=middleware,
+                             lenient_ids=settings.lenient_ids, alpaca_simulators_api=settings.alpaca_simulators_api)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
+            # the web panel takes / unless the profile's own API answers it (alpaca-simulators' JSON)
+            at_root = not settings.alpaca_simulators_api
+            add_panel_routes(self.app, self, self.registry, self.control_token, settings.server_name, at_root=at_root)
             if self.control_token is None and not is_loopback(self.host):
                 log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
         if not self._config_rules_added:
@@ -159,16 +171,25 @@ class Emulator:
             self._server = BackgroundServer(
                 served, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
             )
+            if self.control and self.requested_control_port is not None:
+                self._control = ControlListener(
+                    self, self.host, self.requested_control_port, self.control_token, ssl_context, self.registry.clock
+                )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
             self._server.start()
+            if self._control is not None:
+                self._control.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         if self._discovery is not None:
             self._discovery.stop()
             self._discovery = None
@@ -234,6 +255,19 @@ class Emulator:
         return self._discovery.port if self._discovery is not None else None
 
     @property
+    def control_port(self) -> int | None:
+        """The control API's own port (None: served on the devices' port only)."""
+        self._running()
+        return self._control.port if self._control is not None else None
+
+    @property
+    def control_url(self) -> str:
+        """Where the control API is best reached: its own listener if there is one, else
+        ``<url>/emulator/v1`` on the devices' port."""
+        self._running()
+        return self._control.url if self._control is not None else f"{self.url}/emulator/v1"
+
+    @property
     def clock(self):
         return self.registry.clock
 
@@ -246,6 +280,11 @@ class Emulator:
         if dev is None:
             raise KeyError(f"no {device_type} device {number} in this emulator")
         return dev
+
+    def devices(self) -> list:
+        """Every simulated device model, as configured."""
+        self._running()
+        return list(self.registry)
 
     def get_state(self, device_type: str, number: int = 0) -> dict[str, Any]:
         dev = self.device(device_type, number)

@@ -7,10 +7,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from pydantic import ValidationError
 
 from emulator import Emulator, profiles
+from emulator.banner import device_lines, traffic_summary
 from emulator.config import ConfigError, EmulatorSettings
 from emulator.http.auth import Credentials
 from emulator.validation import describe_errors
@@ -25,6 +27,30 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535 (0 picks a free port), got {value}")
     return value
+
+
+def control_port_arg(text: str) -> int:
+    """``--control-port``: a port, 0 (a free one) or -1 (none of its own)."""
+    return -1 if text.strip() == "-1" else _port(text)
+
+
+def own_control_port(given: int | None, configured: int | None = None) -> int | None:
+    """The control listener's port for a command line: ``--control-port`` (-1: none), else the
+    config's, else a free one. On the command line the operator has no other way in, so the
+    control API gets a port no fault rule reaches unless asked not to."""
+    if given is not None:
+        return None if given < 0 else given
+    return configured if configured is not None else 0
+
+
+def control_lines(url: str, control_url: str | None, token: bool) -> list[str]:
+    """The start-up lines that say where the control API is."""
+    note = " (token required)" if token else ""
+    lines = []
+    if control_url is not None:
+        lines.append(f"control API on {control_url}{note} (its own port: no fault rule reaches it)")
+    lines.append(f"control API on {url}/emulator/v1{note}" + (" (also; an outage of this port takes it away)" if control_url else ""))
+    return lines
 
 
 def _threads(text: str) -> int:
@@ -76,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=_threads, default=8, help="HTTP worker threads (default 8)")
     p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
+    p.add_argument("--control-port", type=control_port_arg, default=None, metavar="N",
+                   help="serve the control API on this port of its own too, which no fault rule reaches "
+                   "(default: the config's control_port, else a free port; -1: only on the devices' port)")
     p.add_argument(
         "--control-token",
         metavar="TOKEN",
@@ -121,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             cert_dir=args.cert_dir,
             record=args.record,
         )
+        emu.requested_control_port = own_control_port(args.control_port, emu.config.emulator.control_port)
         emu.start()
     except ConfigError as exc:
         print(f"alpaca-emulator: {exc}", file=sys.stderr)
@@ -144,19 +174,24 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"listening on {emu.url}", flush=True)
+    for line in device_lines(emu.registry, emu.url):
+        print(line, flush=True)
     if emu.cert_path is not None:
         print(f"certificate: {emu.cert_path}", flush=True)
     if emu.control:
-        print(f"control API on {emu.url}/emulator/v1/" + (" (token required)" if emu.control_token else ""), flush=True)
+        for line in control_lines(emu.url, emu.control_url if emu.control_port is not None else None, bool(emu.control_token)):
+            print(line, flush=True)
     if emu.record is not None:
         print(f"recording to {emu.record}", flush=True)
     if emu.discovery_port is not None:
         print(f"discovery on udp://{args.host}:{emu.discovery_port}", flush=True)
+    started = time.monotonic()
     try:
         while not done.wait(0.5):
             pass
     finally:
         emu.stop()
+        print(traffic_summary(emu.traffic.outcomes, emu.traffic.faulted, time.monotonic() - started), flush=True)
         print("stopped", flush=True)
     return 0
 

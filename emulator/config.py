@@ -5,6 +5,7 @@
     [emulator]
     time_scale = 10        # simulated seconds per wall second
     seed = 42              # star fields, weather drift, seeded faults
+    control_port = 11121   # the control API on a port of its own, which no fault rule reaches
 
     [[devices]]
     type = "camera"        # one of the ten Alpaca device types
@@ -56,9 +57,21 @@ class EmulatorSettings(BaseModel):
         description="Answer a malformed ClientID/ClientTransactionID as if absent (200, 0 echoed) "
         "instead of HTTP 400, for clients that send bad IDs",
     )
+    control_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve the control API on this port of its own too, which no fault rule can reach "
+        "(0 picks a free port; unset: only on the devices' port)",
+    )
     sunlight: bool | None = Field(
         None,
         description="Daylight override of the sky: true (day, for flats), false (night); unset follows the Sun",
+    )
+    alpaca_simulators_api: bool = Field(
+        False,
+        description="Serve the original controller's simulator endpoints (GET /, GET /reload, GET/PUT /sunlight, "
+        "PUT safetymonitor issafe); the alpaca-simulators profile turns this on",
     )
 
 

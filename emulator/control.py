@@ -4,19 +4,29 @@
     POST   /emulator/v1/faults                  add a rule -> 201 and the rule with its "id"
     DELETE /emulator/v1/faults                  remove every rule
     GET    /emulator/v1/faults/{id}             one rule, with its "matched"/"fired" counters
+    PATCH  /emulator/v1/faults/{id}             change it in place (a partial rule: enabled, action
+                                                parameters, trigger, match, name, set); counters kept
     DELETE /emulator/v1/faults/{id}             remove one rule
+    GET    /emulator/v1/faultsets               the named rule sets: name, rules, which are enabled
+    GET    /emulator/v1/faultsets/{name}        one set
+    PUT    /emulator/v1/faultsets/{name}        {"enabled": false}: switch all its rules off (or on)
     GET    /emulator/v1/traffic                 the request log; filters as query parameters:
                                                 device_type, device_number, member, verb, since, rule, limit
     DELETE /emulator/v1/traffic                 clear it
+    GET    /emulator/v1/devices                 every device: type, number, name, state, settable names
     GET    /emulator/v1/devices/{type}/{n}/state   simulated state, e.g. {"IsSafe": true, ...}
     PUT    /emulator/v1/devices/{type}/{n}/state   set some of it: {"IsSafe": false}
     POST   /emulator/v1/reset                   configured device state back, every rule removed
+    GET    /emulator/v1/camera/{n}/preview.png  the camera's latest frame as a PNG (404 before the first)
 
 It lives outside ``/api/`` and ``/management/`` so a conformance checker never sees it, and its
 errors are JSON with a 4xx status (the Alpaca 400-plain-text rule is for the Alpaca namespace).
-Fault rules never match it and the traffic log never records it, so a rule can always be
-removed. Access: with a token, every call needs ``Authorization: Bearer <token>`` (or
-``X-Control-Token``); without one, only loopback clients are served.
+Fault rules never match it and the traffic log never records it. It is served twice: on the
+devices' port (compatibility; an outage of that port, ``refuse``/``down``, takes it away for the
+outage's window) and, with ``control_port``, on a listener of its own (:class:`ControlListener`)
+that no fault layer serves, so no rule can reach it and a rule can always be removed. Access
+(:func:`access_error`): with a token, every call needs ``Authorization: Bearer <token>`` (or
+``X-Control-Token``, or the web panel's cookie); without one, only loopback clients are served.
 """
 
 from __future__ import annotations
@@ -31,12 +41,20 @@ import falcon
 
 from emulator.faults.engine import FaultSet
 from emulator.faults.rules import FaultRuleError
+from emulator.http.png import encode_png, from_imagearray
+from emulator.serve.server import BackgroundServer
+from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/emulator/v1"
 JSON = "application/json"
+#: The cookie the web panel sets from a token typed into its form (HttpOnly, SameSite=Strict), so
+#: a browser's fetches carry the token without the page's script ever holding it.
+TOKEN_COOKIE = "emulator_control_token"
+#: The longer side of a camera preview, in pixels: larger frames are binned down to fit.
+PREVIEW_MAX_SIDE = 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -69,6 +87,28 @@ def _read_json(req: falcon.Request, resp: falcon.Response) -> tuple[bool, Any]:
         return False, None
 
 
+def token_matches(given: str, token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def access_error(req: falcon.Request, token: str | None) -> tuple[int, str] | None:
+    """Why ``req`` may not steer the emulator, as (status, message); None when it may.
+
+    With a token: the bearer header, ``X-Control-Token`` or the panel's cookie must carry it
+    (401). Without one: loopback clients only (403). The web panel applies the same rule."""
+    if token is None:
+        if is_loopback(req.remote_addr or ""):
+            return None
+        return 403, "the control API is served beyond loopback only with a control token (--control-token)"
+    given = req.get_header("X-Control-Token") or ""
+    auth = req.get_header("Authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if token_matches(given, token) or token_matches(req.cookies.get(TOKEN_COOKIE, ""), token):
+        return None
+    return 401, "missing or wrong control token (send 'Authorization: Bearer <token>')"
+
+
 class Steerable(Protocol):
     """What the control API steers (an :class:`emulator.Emulator`)."""
 
@@ -76,6 +116,8 @@ class Steerable(Protocol):
     traffic: TrafficLog
 
     def device(self, device_type: str, number: int = 0) -> Any: ...
+
+    def devices(self) -> list[Any]: ...
 
     def reset(self) -> None: ...
 
@@ -87,19 +129,10 @@ class _Resource:
 
     def allowed(self, req: falcon.Request, resp: falcon.Response) -> bool:
         """Token check, or loopback-only when there is no token; answers 401/403 itself."""
-        if self.token is None:
-            if is_loopback(req.remote_addr or ""):
-                return True
-            _error(resp, 403, "the control API is served beyond loopback only with a control token (--control-token)")
-            return False
-        given = req.get_header("X-Control-Token") or ""
-        auth = req.get_header("Authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
-            return True
-        _error(resp, 401, "missing or wrong control token (send 'Authorization: Bearer <token>')")
-        return False
+        refused = access_error(req, self.token)
+        if refused is not None:
+            _error(resp, *refused)
+        return refused is None
 
 
 class FaultsResource(_Resource):
@@ -116,7 +149,7 @@ class FaultsResource(_Resource):
         try:
             rule = self.emu.faults.add(doc)
         except FaultRuleError as exc:
-            _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+            _rule_error(resp, exc)
             return
         _send(resp, 201, rule.as_dict())
 
@@ -136,6 +169,22 @@ class FaultResource(_Resource):
         except KeyError:
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
 
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        try:
+            rule = self.emu.faults.update(rule_id, doc if doc is not None else {})
+        except KeyError:
+            _error(resp, 404, f"no fault rule with id {rule_id!r}")
+            return
+        except FaultRuleError as exc:
+            _rule_error(resp, exc)
+            return
+        _send(resp, 200, rule.as_dict())
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
         if not self.allowed(req, resp):
             return
@@ -145,6 +194,47 @@ class FaultResource(_Resource):
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
             return
         _send(resp, 200, {"removed": rule_id})
+
+
+def _rule_error(resp: falcon.Response, exc: FaultRuleError) -> None:
+    _error(resp, 400, str(exc), errors=[{"field": f, "message": m} for f, m in exc.errors])
+
+
+def _set_doc(name: str, rules: list) -> dict[str, Any]:
+    return {"name": name, "rules": [r.id for r in rules], "enabled": [r.id for r in rules if r.spec.enabled]}
+
+
+class FaultSetsResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.allowed(req, resp):
+            _send(resp, 200, [_set_doc(name, rules) for name, rules in self.emu.faults.sets().items()])
+
+
+class FaultSetResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        rules = self.emu.faults.sets().get(name)
+        if rules is None:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        ok, doc = _read_json(req, resp)
+        if not ok:
+            return
+        if not isinstance(doc, dict) or set(doc) != {"enabled"} or not isinstance(doc["enabled"], bool):
+            _error(resp, 400, 'the body must be {"enabled": true} or {"enabled": false}', field="enabled")
+            return
+        try:
+            rules = self.emu.faults.enable_set(name, doc["enabled"])
+        except KeyError:
+            _error(resp, 404, f"no fault rule in set {name!r}")
+            return
+        _send(resp, 200, _set_doc(name, rules))
 
 
 _TRAFFIC_FILTERS = {"device_type": str, "device_number": int, "member": str, "verb": str, "since": float, "rule": str}
@@ -182,6 +272,56 @@ class TrafficResource(_Resource):
             n = len(self.emu.traffic)
             self.emu.traffic.clear()
             _send(resp, 200, {"removed": n})
+
+
+class DevicesResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.allowed(req, resp):
+            return
+        out = []
+        for dev in sorted(self.emu.devices(), key=lambda d: (d.device_type, d.number)):
+            with dev.lock:
+                state = dev.get_state()
+                settable = {name: kind.__name__ for name, (kind, _) in dev.state_setters().items()}
+            out.append({"device_type": dev.device_type, "device_number": dev.number, "name": dev.name,
+                        "state": state, "settable": settable})
+        _send(resp, 200, out)
+
+
+class PreviewResource(_Resource):
+    """The camera's latest frame for a person to look at: stretched, binned to fit, PNG."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device_number: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        if not device_number.isdigit():
+            _error(resp, 404, f"device number must be a non-negative integer, got {device_number!r}")
+            return
+        try:
+            cam = self.emu.device("camera", int(device_number))
+        except KeyError as exc:
+            _error(resp, 404, str(exc.args[0]) if exc.args else "no such camera")
+            return
+        with cam.lock:
+            frame = cam.latest_frame()
+        if frame is None:
+            _error(resp, 404, f"camera {int(device_number)} has no frame yet: take an exposure and wait for ImageReady")
+            return
+        resp.status = 200
+        resp.content_type = "image/png"
+        resp.cache_control = ["no-store"]
+        resp.data = encode_png(_fit(from_imagearray(frame), PREVIEW_MAX_SIDE))
+
+
+def _fit(picture: Any, max_side: int) -> Any:
+    """``picture`` (rows, columns[, planes]) binned by the smallest whole factor that fits ``max_side``."""
+    rows, cols = picture.shape[:2]
+    factor = -(-max(rows, cols) // max_side)
+    if factor <= 1:
+        return picture
+    rows, cols = rows // factor * factor, cols // factor * factor
+    cut = picture[:rows, :cols].astype("float64")
+    return cut.reshape(rows // factor, factor, cols // factor, factor, *cut.shape[2:]).mean(axis=(1, 3))
 
 
 class StateResource(_Resource):
@@ -236,11 +376,63 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     """Mount the control API on ``app`` for ``emu``; anything else under it is a JSON 404."""
     app.add_route(f"{PREFIX}/faults", FaultsResource(emu, token))
     app.add_route(f"{PREFIX}/faults/{{rule_id}}", FaultResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets", FaultSetsResource(emu, token))
+    app.add_route(f"{PREFIX}/faultsets/{{name}}", FaultSetResource(emu, token))
     app.add_route(f"{PREFIX}/traffic", TrafficResource(emu, token))
+    app.add_route(f"{PREFIX}/devices", DevicesResource(emu, token))
     app.add_route(f"{PREFIX}/devices/{{device_type}}/{{device_number}}/state", StateResource(emu, token))
     app.add_route(f"{PREFIX}/reset", ResetResource(emu, token))
+    app.add_route(f"{PREFIX}/camera/{{device_number}}/preview.png", PreviewResource(emu, token))
 
     def unknown(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         _error(resp, 404, f"{req.method} {req.path} is not part of the control API (see emulator/control.py)")
 
     app.add_sink(unknown, "/emulator/")
+
+
+def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
+    """A Falcon app that serves the control API alone (no device, no middleware)."""
+    app = falcon.App()
+
+    def elsewhere(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+        _error(resp, 404, f"this port serves the control API only, under {PREFIX}/; {req.path} is on the devices' port")
+
+    app.add_sink(elsewhere, "/")
+    add_control_routes(app, emu, token)
+    return app
+
+
+class ControlListener:
+    """The control API on a port of its own, so no fault rule can ever make it unreachable.
+
+    Over HTTP it is plain waitress: no fault layer, nothing a rule could act on, its own loop and
+    worker threads, its own listening socket that an outage of the devices' port never touches.
+    Over HTTPS it needs the TLS channel, which lives in the fault layer, so it gets a private
+    layer with an empty rule set (the emulator's rules are not in it) and a throwaway log.
+    """
+
+    def __init__(
+        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None
+    ) -> None:
+        layer = None
+        if ssl_context is not None:
+            clock = clock if clock is not None else emu.faults.clock
+            layer = FaultLayer(FaultSet(clock), TrafficLog(1), clock)
+        self.https = ssl_context is not None
+        try:
+            self._server = BackgroundServer(control_app(emu, token), host, port, threads=2, layer=layer, ssl_context=ssl_context)
+        except OSError as exc:  # say which port it was: the devices' one is bound already
+            raise OSError(exc.errno, f"control port {port}: {exc.strerror or exc}") from None
+        self.host, self.port = self._server.host, self._server.port
+
+    @property
+    def url(self) -> str:
+        """Where the control API is: ``http://HOST:PORT/emulator/v1``."""
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}{PREFIX}"
+
+    def start(self) -> "ControlListener":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from emulator.control import is_loopback
+from emulator.control import ControlListener, PREFIX, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.serve.discovery import DiscoveryResponder
 from emulator.serve.recording import Recorder
@@ -54,7 +54,8 @@ class Proxy:
 
     ``proxy.faults`` and ``proxy.traffic`` are the emulator's :class:`~emulator.faults.FaultSet`
     and :class:`~emulator.serve.traffic.TrafficLog`; the control API (``/emulator/v1``) steers
-    them (``control=False`` turns it off, ``control_token`` protects it). ``discovery_port``
+    them (``control=False`` turns it off, ``control_token`` protects it; ``control_port``, 0 for a
+    free one, serves it on a listener of its own too, which no rule reaches). ``discovery_port``
     (None: off, 0: a free port) answers discovery with the proxy's own port, so a client that
     discovers finds the upstream's devices through the proxy. ``upstream_timeout_s`` is how long
     an answer may take. ``record`` writes every exchange to a JSON Lines file. ``seed`` seeds the
@@ -71,6 +72,7 @@ class Proxy:
         discovery_port: int | None = None,
         control: bool = True,
         control_token: str | None = None,
+        control_port: int | None = None,
         upstream_timeout_s: float = 60.0,
         traffic_maxlen: int = 10000,
         record: str | Path | None = None,
@@ -83,6 +85,8 @@ class Proxy:
         self._discovery_port = discovery_port
         self.control = control
         self.control_token = control_token or None
+        self.requested_control_port = control_port
+        self._control: ControlListener | None = None
         self.upstream_timeout_s = upstream_timeout_s
         self.clock = WallClock()
         self.faults = FaultSet(self.clock, seed)
@@ -108,16 +112,23 @@ class Proxy:
                 self.recorder = Recorder(self.record)
                 app = self.recorder.wrap(app)
             self._server = ProxyBackgroundServer(app, self.host, self._requested_port, threads=self._threads, layer=layer)
+            if self.control and self.requested_control_port is not None:
+                self._control = ControlListener(self, self.host, self.requested_control_port, self.control_token, None, self.clock)
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
             self._server.start()
+            if self._control is not None:
+                self._control.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         if self._discovery is not None:
             self._discovery.stop()
             self._discovery = None
@@ -158,10 +169,25 @@ class Proxy:
     def discovery_port(self) -> int | None:
         return self._discovery.port if self._discovery is not None else None
 
+    @property
+    def control_port(self) -> int | None:
+        """The control API's own port (None: served on the proxy's port only)."""
+        self.port  # noqa: B018 - raises when not running
+        return self._control.port if self._control is not None else None
+
+    @property
+    def control_url(self) -> str:
+        """The control API's own listener if there is one, else ``<url>/emulator/v1``."""
+        return self._control.url if self.control_port is not None else f"{self.url}{PREFIX}"
+
     # -- what the control API steers ----------------------------------------------------------------
 
     def device(self, device_type: str, number: int = 0) -> Any:
         raise KeyError(f"the proxy simulates no devices: {device_type} {number} is the upstream's ({self.upstream_host}:{self.upstream_port})")
+
+    def devices(self) -> list:
+        """None: the devices are the upstream's."""
+        return []
 
     def reset(self) -> None:
         """Remove every fault rule (the upstream's devices are not the proxy's to reset)."""

@@ -1,7 +1,7 @@
 """``alpaca-proxy``: serve an Alpaca server through fault rules, or replay a recorded session.
 
     alpaca-proxy --upstream HOST:PORT [--port N] [--host H] [--discovery-port P | --no-discovery]
-                 [--record FILE] [--upstream-timeout S] [--control-token T] [--no-control]
+                 [--record FILE] [--upstream-timeout S] [--control-port N] [--control-token T] [--no-control]
     alpaca-proxy replay FILE --against URL [--speed N | --fast] [--tolerance-ms MS | --no-timing]
                  [--ignore-value PATTERN ...] [--compare-all]
 """
@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from emulator.cli import _port, _threads
+from emulator.cli import _port, _threads, control_lines, control_port_arg, own_control_port
 from emulator.serve.recording import RecordingError
 from proxy import Proxy
 from proxy.replay import TIME_VARYING, replay
@@ -57,6 +57,9 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_threads, default=8, help="HTTP worker threads (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the rules' random triggers")
     p.add_argument("--no-control", action="store_true", help="turn the /emulator/v1 control API off")
+    p.add_argument("--control-port", type=control_port_arg, default=None, metavar="N",
+                   help="serve the control API on this port of its own too, which no fault rule reaches "
+                   "(default: a free port; -1: only on the proxy's port)")
     p.add_argument("--control-token", metavar="TOKEN", default=None,
                    help="require 'Authorization: Bearer TOKEN' on the control API (without it, loopback clients only)")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests and upstream failures")
@@ -128,6 +131,7 @@ def serve_main(argv: list[str]) -> int:
         discovery_port=discovery,
         control=not args.no_control,
         control_token=args.control_token,
+        control_port=own_control_port(args.control_port),
         upstream_timeout_s=args.upstream_timeout,
         record=args.record,
         seed=args.seed,
@@ -154,7 +158,8 @@ def serve_main(argv: list[str]) -> int:
     print(f"listening on {proxy.url}", flush=True)
     print(f"forwarding to http://{proxy.upstream_host}:{proxy.upstream_port}", flush=True)
     if proxy.control:
-        print(f"control API on {proxy.url}/emulator/v1/" + (" (token required)" if proxy.control_token else ""), flush=True)
+        for line in control_lines(proxy.url, proxy.control_url if proxy.control_port is not None else None, bool(proxy.control_token)):
+            print(line, flush=True)
     if proxy.record is not None:
         print(f"recording to {proxy.record}", flush=True)
     if proxy.discovery_port is not None:

@@ -10,6 +10,7 @@
     verdict    what a run found, its report, and the command that re-runs only it
     runner     one scenario: set up (rig), play (timeline), tear down -> Verdict
     plugin     pytest: scenario files as items, alpaca_emulator / alpaca_device fixtures (via rig)
+    progress   what alpaca-scenarios run prints: a line per scenario, failures, a table per file
     recorded   a recording (--record) made into a scenario file
     cli        alpaca-scenarios run / list / check / new / schema / from-recording
 

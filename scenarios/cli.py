@@ -8,7 +8,8 @@
     alpaca-scenarios from-recording FILE [-o OUT]   (a recorded session as a scenario: scenarios.recorded)
 
 ``run`` hands the files to pytest with this package's plugin, so what runs here runs the same in
-``pytest <dir> -n auto``; without PATHS it runs the bundled library. The exit status is pytest's:
+``pytest <dir> -n auto``; without PATHS it runs the bundled library. What it prints is
+:mod:`scenarios.progress`'s (``-v``: pytest's own output). The exit status is pytest's:
 0 only when every scenario passed. ``-k NAME`` with a scenario's exact name runs that scenario
 alone: a failing scenario prints ``alpaca-scenarios run FILE -k NAME`` to re-run just it.
 """
@@ -122,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     paths = args.paths or [str(library_dir())]
-    pytest_args = [*paths, "-p", "no:cacheprovider", "-o", "addopts=", "-o", "python_files=", "-rfE"]
+    pytest_args = [*paths, "-p", "no:cacheprovider", "-o", "addopts=", "-o", "python_files="]
     pytest_args += ["--rootdir", os.getcwd(), "-c", os.devnull]
     # this process imported the plugin before pytest started: nothing to rewrite, nothing to warn about
     pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
@@ -130,7 +131,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["-p", "scenarios.plugin", "-p", "xdist", "-p", "pytest_timeout"]
     if args.n is not None and str(args.n) not in ("0", "1"):
         pytest_args += ["-n", str(args.n)]
-    pytest_args += ["-v"] if not args.quiet else ["-q"]
+    plugins: list[object] = []
+    if args.verbose:
+        pytest_args += ["-v", "-rfE"]  # pytest's own report, as it prints it
+    else:
+        from scenarios.progress import Progress
+
+        pytest_args += ["-p", "no:terminal"]
+        plugins.append(Progress(lines=not args.quiet))
     if args.junit:
         pytest_args += ["--junitxml", args.junit]
     if args.json:
@@ -144,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             pytest_args += ["-k", args.k]
     if args.x:
         pytest_args += ["-x"]
-    return int(pytest.main(pytest_args))
+    return int(pytest.main(pytest_args, plugins=plugins))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -235,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the scenario named exactly NAME; otherwise only scenarios matching EXPR (as pytest -k)",
     )
     run.add_argument("-x", action="store_true", help="stop at the first failure")
-    run.add_argument("-q", "--quiet", action="store_true", help="dots instead of a line per scenario")
+    run.add_argument("-q", "--quiet", action="store_true", help="no line per scenario: the failures and the summary table only")
+    run.add_argument("-v", "--verbose", action="store_true", help="pytest's own detailed output instead of the summary")
     run.set_defaults(func=cmd_run)
     lst = sub.add_parser("list", help="list scenarios with their description (the bundled library by default)")
     lst.add_argument("paths", nargs="*", metavar="PATHS")

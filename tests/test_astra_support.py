@@ -69,15 +69,17 @@ def running_device(
     name: str | None = None,
     start_method: str | None = "forkserver",
     stop_timeout: float = 5.0,
+    device_class: type[AlpacaDevice] = AlpacaDevice,
     **kwargs: Any,
 ) -> Iterator[tuple[AlpacaDevice, QueueCollector]]:
-    """Start an AlpacaDevice (default: forkserver, no inherited sockets) and always stop it."""
+    """Start an AlpacaDevice (default: forkserver, no inherited sockets; ``device_class`` may be a
+    subclass) and always stop it."""
     ctx = multiprocessing.get_context(start_method)
     q = ctx.Queue()
     kwargs.setdefault("call_timeout", 10.0)
     kwargs.setdefault("http_timeout", 2.0)
     kwargs.setdefault("retry", FAST_RETRY)
-    dev = AlpacaDevice(address, device_type, number, name or f"test-{device_type}", q, start_method=start_method, **kwargs)
+    dev = device_class(address, device_type, number, name or f"test-{device_type}", q, start_method=start_method, **kwargs)
     collector = QueueCollector(q)
     try:
         dev.start()

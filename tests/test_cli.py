@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from alpaca import management
 from alpaca.safetymonitor import SafetyMonitor
 
@@ -179,3 +180,31 @@ def test_port_in_use_is_a_clear_error():
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_says_what_it_serves_at_start_and_what_it_saw_at_the_end():
+    """The start-up lines list every device with its URL; SIGINT (Ctrl-C) ends with one line on
+    the traffic: how many requests, by outcome, and how many a fault rule acted on."""
+    proc = spawn("--port", "0", "--no-discovery", "--control-port", "-1")
+    try:
+        url = wait_for_url(proc)
+        header = read_until(proc, r"serving (\d+) devices:")
+        assert int(header.group(1)) == 10
+        listed = [read_until(proc, r"^  (\w+) (\d+) .*(http://\S+)$") for _ in range(10)]
+        assert {(m.group(1), m.group(3)) for m in listed} >= {("camera", f"{url}/api/v1/camera/0"), ("telescope", f"{url}/api/v1/telescope/0")}
+        sm = SafetyMonitor(url.removeprefix("http://"), 0)
+        for _ in range(3):
+            sm.Connected  # noqa: B018 - three answered requests
+        requests.post(f"{url}/emulator/v1/faults", json={"match": {"member": "issafe"}, "action": {"kind": "drop"}}, timeout=5).raise_for_status()
+        with pytest.raises(Exception):
+            sm.IsSafe  # noqa: B018 - one dropped request
+        proc.send_signal(signal.SIGINT)
+        out, err = (b.decode() for b in proc.communicate(timeout=STOP_DEADLINE))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=STOP_DEADLINE)
+    assert proc.returncode == 0, err
+    summary = next(line for line in out.splitlines() if line.startswith("traffic: "))
+    assert re.fullmatch(r"traffic: 4 requests in \d+s \(3 answered, 1 dropped\); fault rules acted on 1", summary), out
+    assert out.splitlines()[-1] == "stopped"

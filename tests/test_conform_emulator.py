@@ -10,6 +10,7 @@ import pytest
 
 from conform import Options, Outcome, run
 from conform.members import DEVICE_TYPES
+from emulator.sim.interfaces import LATEST, versions
 from emulator import Emulator
 
 def _bad(report, keep=lambda r: True) -> list[str]:
@@ -37,15 +38,28 @@ def test_the_emulator_conforms(reports, strict):
     assert sum(1 for r in report.results if r.check.family == "ids" and r.outcome is Outcome.PASSED) > 100
 
 
-def test_the_checker_expects_members_by_interface_version():
-    """Today's emulator reports the latest InterfaceVersion of every type; once it can serve
-    older ones (the drop-in issue's per-device interface_version), each must conform too."""
-    try:
-        emu = Emulator({"devices": [{"type": "switch", "interface_version": 2, "connected": True}]}, time_scale=100)
-    except Exception as exc:  # noqa: BLE001 - the config model rejects the unknown key today
-        pytest.skip(f"the emulator has no per-device interface_version yet ({type(exc).__name__})")
-    with emu:
-        report = run(emu.url, Options())
-        assert report.devices == [{"device": "switch:0", "interface_version": 2}]
-        assert not any(r.check.member in ("canasync", "setasync", "statechangecomplete") for r in report.results)
-        assert not _bad(report), "\n".join(_bad(report))
+@pytest.fixture(scope="module")
+def every_version():
+    """One emulator serving every type at every interface version it knows (device number = version - 1)."""
+    devices = [
+        {"type": t, "number": v - 1, "interface_version": v, "connected": True} for t in LATEST for v in versions(t)
+    ]
+    with Emulator({"devices": devices}, time_scale=100) as emu:
+        yield run(emu.url, Options(strict=True, operation_timeout_s=30))
+
+
+@pytest.mark.timeout(240)
+def test_every_interface_version_conforms_strictly(every_version):
+    report = every_version
+    assert sorted((d["device"], d["interface_version"]) for d in report.devices) == sorted(
+        (f"{t}:{v - 1}", v) for t in LATEST for v in versions(t)
+    )
+    assert not _bad(report), "\n".join(_bad(report))
+    ran = {(r.check.device, r.check.member) for r in report.results if r.outcome is Outcome.PASSED}
+    # Members a version lacks are not expected of it; members it has are checked.
+    assert ("switch:0", "canasync") not in {(r.check.device, r.check.member) for r in report.results}
+    assert ("switch:2", "canasync") in ran and ("telescope:3", "connect") in ran
+    # An IFocuserV1 connects through Link, and its behaviour checks really ran.
+    link = next(r for r in report.results if r.check.device == "focuser:0" and r.check.name == "connect and disconnect")
+    assert link.outcome is Outcome.PASSED
+    assert ("focuser:0", "move") in ran

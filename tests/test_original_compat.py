@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import functools
+from importlib import metadata
+
 import pytest
 
-from astra.alpaca_device_process import BadArguments, DeviceMethod, RemoteAscomError
+from astra import alpyca
+from astra.alpaca_device_process import AlpacaDevice, BadArguments, DeviceMethod, RemoteAscomError
+from astra.server import DeviceServer
 from emulator import Emulator
 from support import wait_until
 from test_astra_support import no_device_process_left, running_device  # noqa: F401 - leak check fixture
 
 pytestmark = pytest.mark.alpyca_compat
 METHODS = ["spawn", "fork"]
+ALPYCA_MAJOR = int(metadata.version("alpyca").split(".")[0])
+PLATFORM7_MEMBERS = ("Connect", "Connecting", "Disconnect")
+
+
+class _Absent:
+    """A class attribute that is not there: reading it raises AttributeError, as on alpyca 2.0.x."""
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError("absent, as in alpyca 2.0.x")
+
+
+@functools.cache
+def without_platform7(cls: type) -> type:
+    """The real alpyca class ``cls`` with Connect/Connecting/Disconnect taken away, and nothing else."""
+    return type(cls.__name__, (cls,), {name: _Absent() for name in PLATFORM7_MEMBERS})
+
+
+class _Platform7LessServer(DeviceServer):
+    """The device process's server, with the real alpyca device object made into its stripped class."""
+
+    def make_device(self):
+        device = super().make_device()
+        device.__class__ = without_platform7(type(device))
+        return device
+
+
+class Platform7LessDevice(AlpacaDevice):
+    server_class = _Platform7LessServer
+
+
+def put_counts(emu, device_type):
+    return {m: emu.traffic.count(device_type=device_type, member=m, verb="PUT") for m in ("connect", "connected")}
 
 
 @pytest.mark.parametrize("start_method", METHODS)
@@ -56,3 +93,36 @@ def test_cached_poll_latest_is_the_poll_cache(start_method):
         dev.stop_poll()
         dev.stop(timeout=5)
         assert dev.poll_latest() == cached
+
+
+def test_the_stripped_class_is_a_real_alpyca_class_without_platform7():
+    from alpaca.dome import Dome
+
+    stripped = without_platform7(Dome)
+    dev = stripped("127.0.0.1:1", 0)
+    assert isinstance(dev, Dome) and not alpyca.has_platform7(dev)
+    assert not any(hasattr(dev, name) for name in PLATFORM7_MEMBERS)
+    assert alpyca.has_platform7(Dome("127.0.0.1:1", 0)) is (ALPYCA_MAJOR >= 3)
+
+
+@pytest.mark.parametrize("start_method", METHODS)
+def test_a_client_without_connect_connects_with_connected_true(start_method):
+    """A Platform 7 device (DomeV3) and a client without Connect/Connecting: PUT connected, never connect."""
+    with Emulator() as emu, running_device(emu.address, "Dome", start_method=start_method,
+                                           device_class=Platform7LessDevice) as (dome, queue):
+        assert dome.get("InterfaceVersion") == 3  # the device has Connect; the client does not
+        assert put_counts(emu, "dome") == {"connect": 0, "connected": 1}
+        assert emu.device("dome").connected
+        assert any("has no Connect/Connecting: connecting with Connected = True" in line for line in queue.logs())
+
+
+@pytest.mark.parametrize("start_method", METHODS)
+def test_the_installed_alpyca_connects_as_its_version_allows(start_method):
+    """alpyca 2.0.x (the CI job of its own): Connected = True on the wire; alpyca 3.x: Connect."""
+    with Emulator() as emu, running_device(emu.address, "Dome", start_method=start_method) as (dome, _):
+        assert dome.get("Connected") is True
+        counts = put_counts(emu, "dome")
+        if ALPYCA_MAJOR < 3:
+            assert counts == {"connect": 0, "connected": 1}
+        else:
+            assert counts == {"connect": 1, "connected": 0}

@@ -105,4 +105,4 @@ def test_cli_lists_profiles_and_serves_one():
         proc.terminate()
         proc.communicate(timeout=STOP_DEADLINE)
     bad = subprocess.run([sys.executable, "-m", "emulator.cli", "--profile", "nope"], capture_output=True, text=True, timeout=30, cwd=REPO)
-    assert bad.returncode == 2 and "unknown profile 'nope'; valid profiles: default, omnisim" in bad.stderr
+    assert bad.returncode == 2 and "unknown profile 'nope'; valid profiles: alpaca-simulators, default, omnisim" in bad.stderr

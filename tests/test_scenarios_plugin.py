@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -135,10 +136,35 @@ def test_cli_runs_paths_and_exits_nonzero_on_failure(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "scenarios.cli", "run"]
     ok = subprocess.run([*cmd, "ok.toml", "--json", "ok.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "PASSED" in ok.stdout
     assert json.loads((tmp_path / "ok.json").read_text())["summary"]["passed"] == 1
+    # what a person reads: a line per scenario, a table per file, a totals line; no pytest header
+    lines = ok.stdout.splitlines()
+    assert lines[0] == "running 1 scenario from 1 file", ok.stdout
+    assert re.fullmatch(r"PASS  state-only  \[ok\.toml\]  \d+\.\d\d s", lines[1]), ok.stdout
+    assert re.fullmatch(r"ok\.toml\s+1\s+0\s+0\s+0\s+\d+\.\d s", lines[-2]), ok.stdout
+    assert re.fullmatch(r"1 scenario: 1 passed in \d+\.\d s", lines[-1]), ok.stdout
+    assert "configfile" not in ok.stdout and "rootdir" not in ok.stdout and "=====" not in ok.stdout
     bad = subprocess.run([*cmd, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 1, bad.stdout + bad.stderr
+    out = bad.stdout
+    assert "PASS  state-only  [ok.toml]" in out and "FAIL  " in out, out
+    table = out[out.index("file "):].splitlines()
+    assert table[0].split() == ["file", "passed", "failed", "errors", "skipped", "time"], out
+    assert [row.split()[:5] for row in table[2:-1]] == [["ok.toml", "1", "0", "0", "0"], ["wrong.toml", "0", "1", "0", "0"]], out
+    assert re.fullmatch(r"2 scenarios: 1 passed, 1 failed in \d+\.\d s", table[-1]), out
+    # the failure's own report (expected vs observed, the re-run command) comes before the table
+    assert out.index("expected vs observed") < out.index("file ") and "alpaca-scenarios run wrong.toml -k" in out, out
+    # -v is pytest's detail, as before
+    verbose = subprocess.run([*cmd, "ok.toml", "-v"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert verbose.returncode == 0 and "PASSED" in verbose.stdout, verbose.stdout + verbose.stderr
+
+
+def test_cli_names_a_file_that_does_not_load(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text('[[scenario]]\nname = "x"\n', encoding="utf-8")
+    result = _cli(["run", "broken.toml"], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ERROR broken.toml: could not load it" in result.stdout and "description" in result.stdout, result.stdout
+    assert result.stdout.splitlines()[-1] == "0 scenarios: 0 passed, 1 error in " + result.stdout.splitlines()[-1].split(" in ")[-1]
 
 
 USER_TEST = '''
@@ -244,3 +270,32 @@ def test_rerun_command_quotes_and_shortens_the_path(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     assert rerun_command(str(tmp_path / "sub dir" / "a.toml"), "x.1") == "alpaca-scenarios run 'sub dir/a.toml' -k x.1"
     assert rerun_command("/elsewhere/b.toml", "y") == "alpaca-scenarios run /elsewhere/b.toml -k y"
+
+
+def test_cli_shows_a_status_line_on_a_terminal_only(tmp_path: Path) -> None:
+    """On a terminal, rich's status line says what runs and how many are done; piped, nothing of it."""
+    import pty
+
+    (tmp_path / "ok.toml").write_text(STATE_ONLY, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"TERM": "xterm", "COLUMNS": "120"}
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "scenarios.cli", "run", "ok.toml"], cwd=tmp_path, stdout=child, stderr=child, env=env)
+    os.close(child)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main)
+        assert proc.wait(timeout=60) == 0
+    seen = b"".join(chunks).decode(errors="replace")
+    assert "done; running:" in seen, seen
+    assert "1 scenario: 1 passed" in seen, seen
+    piped = _cli(["run", "ok.toml"], tmp_path)
+    assert "done; running" not in piped.stdout + piped.stderr

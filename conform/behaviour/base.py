@@ -73,7 +73,7 @@ def make(
     """
 
     def run() -> None:
-        missing = [n for n in needs if ("GET", n) not in ctx.members and ("PUT", n) not in ctx.members]
+        missing = [n for n in needs if not ctx.has(n)]
         if missing:
             raise CheckSkipped(f"InterfaceVersion {ctx.interface_version} has no {', '.join(missing)}")
         ctx.ensure_connected()

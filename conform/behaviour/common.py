@@ -15,12 +15,17 @@ def checks(ctx: DeviceContext) -> Iterator[Check]:
     yield make(ctx, "connect and disconnect", "connected", _connection)
     yield make(ctx, "NotConnected while disconnected", "connected", _not_connected, level=Level.ISSUE)
     yield make(ctx, "interface version known", "interfaceversion", _interface_version, level=Level.INFORMATION)
-    yield make(ctx, "names the device", "name", _names, level=Level.INFORMATION)
-    yield make(ctx, "unknown action refused", "action", _unknown_action, level=Level.ISSUE)
+    yield make(ctx, "names the device", "name", _names, level=Level.INFORMATION, needs=("name",))
+    yield make(ctx, "unknown action refused", "action", _unknown_action, level=Level.ISSUE, needs=("action",))
     yield make(ctx, "operational state", "devicestate", _device_state, needs=("devicestate",))
 
 
 def _connection(ctx: DeviceContext, dev: Any) -> None:
+    if ctx.connection_member == "link":  # IFocuserV1: alpyca knows no Link, so raw requests
+        ctx.disconnect()
+        require(ctx.value("link") is False, "Link is still true after Link=False")
+        ctx.ensure_connected()
+        return
     ctx.disconnect()
     require(dev.Connected is False, "Connected is still true after disconnecting")
     if ctx.platform7:
@@ -62,6 +67,8 @@ def _interface_version(ctx: DeviceContext, dev: Any) -> None:
 
 def _names(ctx: DeviceContext, dev: Any) -> None:
     for what in ("name", "description", "driverinfo", "driverversion"):
+        if not ctx.has(what):
+            continue
         value = ctx.value(what)
         require(isinstance(value, str) and value.strip() != "", f"{what} is empty")
 

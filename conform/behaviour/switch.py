@@ -12,7 +12,7 @@ from conform.context import DeviceContext
 def checks(ctx: DeviceContext) -> Iterator[Check]:
     yield make(ctx, "switches describe themselves", "maxswitch", _describe)
     yield make(ctx, "invalid Id refused", "getswitchname", _bad_id)
-    yield make(ctx, "writes take effect", "setswitchvalue", _write, motion=True)
+    yield make(ctx, "writes take effect", "setswitchvalue", _write, motion=True, needs=("canwrite",))
     yield make(ctx, "asynchronous write completes", "setasyncvalue", _write_async, motion=True, needs=("setasyncvalue",))
 
 
@@ -20,19 +20,24 @@ def _describe(ctx: DeviceContext, sw: Any) -> None:
     count = sw.MaxSwitch
     require(count >= 1, f"MaxSwitch must be >= 1, got {count}")
     for i in range(count):
+        require(isinstance(sw.GetSwitchName(i), str), f"switch {i}: GetSwitchName is not a string")
+        require(isinstance(sw.GetSwitch(i), bool), f"switch {i}: GetSwitch is not a boolean")
+        if not ctx.has("minswitchvalue"):  # ISwitchV1: boolean switches only
+            continue
         lo, hi, step = sw.MinSwitchValue(i), sw.MaxSwitchValue(i), sw.SwitchStep(i)
         require(lo < hi, f"switch {i}: MinSwitchValue {lo} must be below MaxSwitchValue {hi}")
         require(step > 0, f"switch {i}: SwitchStep must be positive, got {step}")
         value = sw.GetSwitchValue(i)
         require(lo <= value <= hi, f"switch {i}: value {value} outside {lo}..{hi}")
-        require(isinstance(sw.GetSwitchName(i), str), f"switch {i}: GetSwitchName is not a string")
-        require(isinstance(sw.GetSwitch(i), bool), f"switch {i}: GetSwitch is not a boolean")
 
 
 def _bad_id(ctx: DeviceContext, sw: Any) -> None:
     count = sw.MaxSwitch
     expect_refused(ctx, "GET", "getswitchname", [("Id", str(count))], f"GetSwitchName({count}) (MaxSwitch)")
-    expect_refused(ctx, "GET", "getswitchvalue", [("Id", "-1")], "GetSwitchValue(-1)")
+    if ctx.has("getswitchvalue"):
+        expect_refused(ctx, "GET", "getswitchvalue", [("Id", "-1")], "GetSwitchValue(-1)")
+    else:
+        expect_refused(ctx, "GET", "getswitch", [("Id", "-1")], "GetSwitch(-1)")
 
 
 def _writable(sw: Any) -> list[int]:

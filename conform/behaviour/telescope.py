@@ -20,9 +20,9 @@ def checks(ctx: DeviceContext) -> Iterator[Check]:
     yield make(ctx, "invalid targets refused", "targetrightascension", _bad_targets)
     yield make(ctx, "slew completes", "slewtocoordinatesasync", _slew, motion=True)
     yield make(ctx, "invalid slew refused", "slewtocoordinatesasync", _bad_slew, motion=True)
-    yield make(ctx, "pulse guide completes", "pulseguide", _pulse_guide, motion=True)
+    yield make(ctx, "pulse guide completes", "pulseguide", _pulse_guide, motion=True, needs=("ispulseguiding",))
     yield make(ctx, "move axis and stop", "moveaxis", _move_axis, motion=True, needs=("moveaxis",))
-    yield make(ctx, "park and unpark", "park", _park, motion=True)
+    yield make(ctx, "park and unpark", "park", _park, motion=True, needs=("atpark",))
 
 
 def _coordinates(ctx: DeviceContext, tel: Any) -> None:
@@ -73,7 +73,7 @@ def _bad_targets(ctx: DeviceContext, tel: Any) -> None:
 
 def _ready(ctx: DeviceContext, tel: Any) -> None:
     """Unparked, not slewing, tracking (where settable): where an equatorial slew can start."""
-    if tel.AtPark:
+    if ctx.has("atpark") and tel.AtPark:
         skip_unless(tel.CanUnpark, "the mount is parked and CanUnpark is false")
         tel.Unpark()
     if tel.CanSetTracking and not tel.Tracking:

@@ -11,6 +11,10 @@ layer that owns a stage calls ``apply`` with what it holds; no layer lists the k
     response-bytes    the socket layer, on the wire     a ReplyOut                    truncate, slow_body
     datagram          the discovery responder           the reply datagram            discovery_garbage, discovery_silent
 
+An outage (``refuse``, ``down``) is a window that ends by itself: its rule fires once unless its
+trigger says it repeats (``count``, ``every`` > 1 or ``probability`` < 1), and never again while
+its own window is open (see :meth:`FaultAction.hold_s` and :attr:`FaultAction.repeats`).
+
 A *terminal* action decides the request's fate, and at most one does per request; the only
 non-terminal kind, ``latency``, delays it, and delays add up (see :mod:`emulator.faults.engine`).
 """
@@ -38,6 +42,15 @@ class FaultAction(BaseModel):
     terminal: ClassVar[bool] = True
     #: The traffic log's ``outcome`` for a request this action decided (None: "answered").
     outcome: ClassVar[str | None] = None
+    #: Whether a rule of this kind fires again on later matches when its trigger says nothing
+    #: about repeating (no ``count``, ``every`` 1, ``probability`` 1). False for the outages
+    #: (refuse, down): an outage is a window that ends by itself, not a loop.
+    repeats: ClassVar[bool] = True
+
+    def hold_s(self) -> float:
+        """Wall seconds after firing during which its rule does not fire again (its effect is still
+        on: an outage's window); 0 for most kinds."""
+        return 0.0
 
     def apply(self, target: Any) -> Any:  # pragma: no cover - every registered kind overrides it
         raise NotImplementedError(f"{type(self).__name__}.apply")

@@ -6,14 +6,15 @@
 The engine decides; it never touches a socket or a response. The socket layer evaluates one
 plan per request as it arrives and carries out its connection and response-bytes stages; the
 fault middleware carries out its request and response-content stages (see
-:mod:`emulator.faults.actions`). The control API (``/emulator/v1``) is never evaluated, so a rule
-can always be removed again.
+:mod:`emulator.faults.actions`). The control API (``/emulator/v1``) is never evaluated, and on its
+own listener (``control_port``) no fault layer serves it at all, so a rule can always be removed
+again, even during an outage of the devices' port.
 
 Composition, when several rules match one request: every firing non-terminal rule (``latency``)
 adds its delay (they add up); then the first firing *terminal* rule (any other kind), in the
 order the rules were added, decides what happens after the delay. A later terminal rule that
 would also have fired is shadowed: its match counter and random sequence advance, but it is not
-counted as fired and not named in the traffic log.
+counted as fired; the traffic log names it under ``shadowed`` (the winners under ``rules``).
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.
@@ -26,11 +27,12 @@ import itertools
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.faults.actions import FaultAction
-from emulator.faults.rules import FaultRuleError, RuleSpec, parse_rule
+from emulator.faults.rules import FaultRuleError, RuleSpec, parse_rule, patched
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class Plan:
     latency_s: float = 0.0
     action: FaultAction | None = None  # None: answer normally (after the delay)
     fired: list[str] = field(default_factory=list)
+    #: Rules that would have fired but did not act: a terminal rule earlier in the order won.
+    shadowed: list[str] = field(default_factory=list)
     error_number: Any = NOT_NOTED
 
     @property
@@ -83,21 +87,41 @@ class Plan:
         return self.action.stage if self.action is not None else None
 
 
+def fire_limit(spec: RuleSpec) -> int | None:
+    """How often a rule may fire: its ``count``; else once for a kind that does not repeat by
+    itself (an outage) unless ``every`` or ``probability`` says it repeats; else without limit."""
+    t = spec.trigger
+    if t.count is not None:
+        return t.count
+    if not spec.action.repeats and t.every == 1 and t.probability == 1.0:
+        return 1
+    return None
+
+
 class FaultRule:
     """A live rule: its spec, its counters, its random sequence. A context manager that removes itself."""
 
     def __init__(self, rule_id: str, spec: RuleSpec, created_s: float, default_seed: int, owner: "FaultSet") -> None:
         self.id = rule_id
-        self.spec = spec
         self.created_s = created_s
         self.matched = 0
         self.fired = 0
-        seed = spec.trigger.seed if spec.trigger.seed is not None else default_seed
-        self.seed = seed
-        self._rng = random.Random(seed)
-        self._jitter_rng = random.Random(f"{seed}:jitter")
+        self._default_seed = default_seed
+        self.seed: int | None = None
         self._owner = owner
+        self._quiet_until = 0.0  # monotonic s: its own outage is on until then, it does not fire
+        self._set_spec(spec)
+
+    def _set_spec(self, spec: RuleSpec) -> None:
+        """Take a (new) spec; counters stay, the random sequence restarts only with a new seed."""
+        self.spec = spec
+        seed = spec.trigger.seed if spec.trigger.seed is not None else self._default_seed
+        if seed != self.seed:
+            self.seed = seed
+            self._rng = random.Random(seed)
+            self._jitter_rng = random.Random(f"{seed}:jitter")
         self._datagram = spec.action.stage == "datagram"
+        self._limit = fire_limit(spec)
 
     @property
     def name(self) -> str:
@@ -122,17 +146,29 @@ class FaultRule:
 
     def decide(self, now_s: float) -> bool:
         """Count one match (already known to match) and say whether the rule would fire."""
-        t = self.spec.trigger
+        spec = self.spec
+        if not spec.enabled:  # disabled after the request's candidates were looked up
+            return False
+        t = spec.trigger
         age = now_s - self.created_s
         if age < t.start_s or (t.duration_s is not None and age > t.start_s + t.duration_s):
             return False
+        if self._quiet_until and time.monotonic() < self._quiet_until:
+            return False  # its own outage is still on: a request that got through is not counted
         self.matched += 1
         k = self.matched - t.after
         if k <= 0 or k % t.every:
             return False
         if t.probability < 1.0 and not self._rng.random() < t.probability:
             return False
-        return t.count is None or self.fired < t.count
+        return self._limit is None or self.fired < self._limit
+
+    def fired_now(self, action: FaultAction) -> None:
+        """Count a firing (caller holds the set's lock); an outage keeps the rule quiet for its window."""
+        self.fired += 1
+        hold = action.hold_s()
+        if hold:
+            self._quiet_until = time.monotonic() + hold
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
@@ -142,6 +178,10 @@ class FaultRule:
 
     def remove(self) -> None:
         self._owner.remove(self.id)
+
+    def update(self, patch: dict | None = None, **fields: Any) -> "FaultRule":
+        """Change this rule in place (see :meth:`FaultSet.update`)."""
+        return self._owner.update(self.id, patch, **fields)
 
     def __enter__(self) -> "FaultRule":
         return self
@@ -216,6 +256,50 @@ class FaultSet:
         log.info("fault rule %s added: %s", live.id, spec.model_dump(exclude_none=True))
         return live
 
+    def update(self, rule_id: str, patch: dict | None = None, **fields: Any) -> FaultRule:
+        """Edit a live rule: ``patch`` (or keywords) is a partial rule, e.g. ``{"enabled": False}``,
+        ``{"action": {"ms": 50}}``, ``{"trigger": {"count": 3}}``; ``match``, ``trigger`` and
+        ``action`` merge key by key (:func:`~emulator.faults.rules.patched`). Validated as a whole
+        rule; on a FaultRuleError nothing changes. Its counters, id, creation time and place in the
+        order stay. KeyError for an unknown id."""
+        if patch is not None and fields:
+            raise TypeError("pass either one patch dict or keywords, not both")
+        patch = fields if patch is None else patch
+        with self._lock:
+            rule = self.get(rule_id)
+            spec = patched(rule.spec, patch)
+            rule._set_spec(spec)
+            self._set_rules(list(self._rules))  # what it matches may have changed
+        log.info("fault rule %s changed: %s", rule_id, spec.model_dump(exclude_none=True))
+        return rule
+
+    def sets(self) -> dict[str, list[FaultRule]]:
+        """Named rule sets: set name -> its rules, in order (a set exists while a rule names it)."""
+        found: dict[str, list[FaultRule]] = {}
+        for rule in self._rules:
+            if rule.spec.set is not None:
+                found.setdefault(rule.spec.set, []).append(rule)
+        return found
+
+    def enable_set(self, name: str, enabled: bool = True) -> list[FaultRule]:
+        """Switch every rule of set ``name`` on (or off) at once; returns them. KeyError when no
+        rule is in that set."""
+        if not isinstance(enabled, bool):
+            raise FaultRuleError([("enabled", f"must be true or false, got {enabled!r}")])
+        with self._lock:
+            members = [r for r in self._rules if r.spec.set == name]
+            if not members:
+                raise KeyError(f"no fault rule in set {name!r}")
+            for rule in members:
+                if rule.spec.enabled != enabled:
+                    rule._set_spec(rule.spec.model_copy(update={"enabled": enabled}))
+            self._set_rules(list(self._rules))
+        log.info("fault set %r %s (%d rules)", name, "enabled" if enabled else "disabled", len(members))
+        return members
+
+    def disable_set(self, name: str) -> list[FaultRule]:
+        return self.enable_set(name, False)
+
     def remove(self, rule_id: str, missing_ok: bool = False) -> None:
         with self._lock:
             kept = [r for r in self._rules if r.id != rule_id]
@@ -251,7 +335,7 @@ class FaultSet:
             rules = self._rules
             if info is None:
                 info = request_info(verb, path)
-            found = tuple(r for r in rules if r.matches(info))
+            found = tuple(r for r in rules if r.spec.enabled and r.matches(info))
             if len(cache) >= self._CACHE_MAX:
                 cache.clear()
             if cache is self._candidates and rules is self._rules:  # not replaced meanwhile
@@ -293,8 +377,9 @@ class FaultSet:
                     plan.latency_s += action.delay_s(rule._jitter_rng)
                 elif plan.action is None:
                     plan.action = action
-                else:
-                    continue  # shadowed by an earlier terminal rule
-                rule.fired += 1
+                else:  # shadowed by an earlier terminal rule
+                    plan.shadowed.append(rule.name)
+                    continue
+                rule.fired_now(action)
                 plan.fired.append(rule.name)
         return plan

@@ -1,7 +1,8 @@
 """Fault rules as written: what to match, what to do, when to fire; validated with pydantic.
 
-A rule is ``{"name": ..., "match": {...}, "action": {"kind": ..., ...}, "trigger": {...}}``
-(JSON, TOML or Python dicts), so a bad rule fails with the field that is wrong. The action
+A rule is ``{"name": ..., "set": ..., "enabled": ..., "match": {...}, "action": {"kind": ...,
+...}, "trigger": {...}}`` (JSON, TOML or Python dicts), so a bad rule fails with the field that is
+wrong. A live rule is edited with a partial rule (:func:`patched`), validated the same way. The action
 kinds are the registered units of :mod:`emulator.faults.transport` and
 :mod:`emulator.faults.content`; how a rule is matched, triggered and composed with others is
 :mod:`emulator.faults.engine`'s business.
@@ -21,13 +22,20 @@ inside, it is the rule's n-th match; the first ``after`` matches pass; of the re
 ``every``-th is a candidate; a candidate fires with ``probability`` (drawn from the rule's own
 ``random.Random(seed)``, one draw per candidate, so a seed gives the same firing sequence in any
 process); at most ``count`` firings. ``seed`` defaults to the emulator's seed.
+
+Outages repeat only when told to. A ``refuse`` or ``down`` rule is a window that ends by itself:
+without ``count`` it fires once, unless ``every`` > 1 or ``probability`` < 1 says it repeats (then
+it fires as those say, without limit); with ``count: N`` it fires up to N times. While its own
+window is open it does not fire or count matches (a request on a keep-alive connection that
+survives a refuse is answered), so the first request after the re-listen is answered unless
+the trigger says it repeats.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError, field_validator, model_validator
 
 import emulator.faults.content  # noqa: F401  - registers the HTTP-level kinds
 import emulator.faults.transport  # noqa: F401  - registers the kinds below HTTP
@@ -117,6 +125,8 @@ class RuleSpec(_Model):
     """One rule as written in a config file, a control API call or Python."""
 
     name: str | None = Field(None, description="Label shown in the traffic log (default: the id)")
+    set: str | None = Field(None, min_length=1, description="Named rule set: its rules are switched on and off together")
+    enabled: StrictBool = Field(True, description="A disabled rule matches nothing and keeps its counters")
     match: Match = Field(default_factory=Match)
     action: Action  # type: ignore[valid-type]
     trigger: Trigger = Field(default_factory=Trigger)
@@ -151,3 +161,32 @@ def parse_rule(data: Any) -> RuleSpec:
         return _RULE_ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise FaultRuleError(describe_errors(exc, RULE_UNIONS, empty="(rule)")) from None
+
+
+#: The parts of a rule that a patch merges key by key (the rest it replaces).
+_MERGED = ("match", "trigger", "action")
+
+
+def patched(spec: RuleSpec, patch: Any) -> RuleSpec:
+    """``spec`` with ``patch`` (a partial rule) applied, validated as a whole rule.
+
+    ``match``, ``trigger`` and ``action`` merge key by key (``null`` puts a key back to its
+    default: ``"count": null`` is no limit); an ``action`` with another ``kind`` replaces the
+    action; ``name``, ``set`` and ``enabled`` replace. FaultRuleError names each bad field, and
+    ``spec`` is left as it was.
+    """
+    if not isinstance(patch, dict):
+        raise FaultRuleError([("(patch)", f"must be an object of the rule's fields to change; got {type(patch).__name__}")])
+    current = spec.model_dump(mode="json", exclude_none=True)
+    merged = dict(current)
+    for key, value in patch.items():
+        if key in _MERGED and isinstance(value, dict) and not (key == "action" and value.get("kind", current["action"]["kind"]) != current["action"]["kind"]):
+            part = {**current.get(key, {}), **value}
+            merged[key] = {k: v for k, v in part.items() if v is not None}
+        elif key == "action" and isinstance(value, str):  # shorthand: "action": "bad_json"
+            merged[key] = current["action"] if value == current["action"]["kind"] else {"kind": value}
+        elif value is None and key in ("name", "set", "match", "trigger"):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return parse_rule(merged)

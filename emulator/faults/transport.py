@@ -104,10 +104,17 @@ class Reset(_Cut):
 
 
 class _Outage(FaultAction):
-    """No listening socket for a while; the same port afterwards."""
+    """No listening socket for a while; the same port afterwards.
+
+    A window that ends by itself: the rule fires once unless its trigger says it repeats, and
+    not while its own window is open, so the first request after the re-listen is answered."""
 
     stage = "connection"
     close_open: ClassVar[bool] = False
+    repeats = False
+
+    def hold_s(self) -> float:
+        return self.duration_s  # type: ignore[attr-defined]
 
     def apply(self, conn: Connection) -> None:
         conn.outage(self.duration_s, close_open=self.close_open)  # type: ignore[attr-defined]

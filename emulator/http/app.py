@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import falcon
 
 from emulator.http import imagearray
+from emulator.http.alpaca_simulators import add_alpaca_simulators_routes
 from emulator.http.management import ServerDescription, add_management_routes
 from emulator.http.protocol import JSON, TEXT, BadRequest, Params, ServerTransactions, envelope, request_params
 from emulator.http.setup import add_setup_routes
@@ -104,19 +105,24 @@ def build_app(
     transactions: ServerTransactions | None = None,
     middleware: Iterable[Any] = (),
     lenient_ids: bool = False,
+    alpaca_simulators_api: bool = False,
 ) -> falcon.App:
     """The Falcon app of one emulator; every piece of state hangs off ``registry``.
 
     ``middleware`` are Falcon middleware objects run around every request (the fault rules' hook).
     ``lenient_ids`` answers a malformed ClientID/ClientTransactionID as absent instead of 400.
+    ``alpaca_simulators_api`` adds the original controller's simulator endpoints (``GET /`` among them).
     """
     app = falcon.App(media_type=JSON, middleware=list(middleware))
     app.req_options.strip_url_path_trailing_slash = False
     transactions = transactions or ServerTransactions()
-    app.add_route("/api/v1/{device_type}/{device_number}/{member}", DeviceResource(registry, transactions, lenient_ids))
+    devices = DeviceResource(registry, transactions, lenient_ids)
+    app.add_route("/api/v1/{device_type}/{device_number}/{member}", devices)
     add_management_routes(app, registry, description, transactions, lenient_ids)
     add_setup_routes(app, registry, description)
     add_simulator_routes(app, registry, transactions)
+    if alpaca_simulators_api:
+        add_alpaca_simulators_routes(app, registry, description, transactions, devices, lenient_ids)
 
     def not_alpaca(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         bad_request(resp, f"'{req.path}' is not a valid Alpaca path (expected /api/v1/<device_type>/<n>/<member>)")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from emulator.serve.sockets import FaultLayer, FaultServer
 from emulator.serve.tls import TLSFaultServer
@@ -71,14 +72,29 @@ class BackgroundServer:
         adjustments.setdefault("ident", "alpaca-rehearsal")
         adjustments.setdefault("clear_untrusted_proxy_headers", False)
         self.layer = layer
-        if ssl_context is not None:
-            if layer is None:
-                raise ValueError("HTTPS is served through the fault layer: give a layer with the ssl_context")
-            self.server = TLSFaultServer(app, layer, ssl_context, host=host, port=port, threads=threads, **adjustments)
-        elif layer is not None:
-            self.server = self.fault_server_class(app, layer, host=host, port=port, threads=threads, **adjustments)
-        else:
-            self.server = self.server_class(app, host=host, port=port, threads=threads, **adjustments)
+        if ssl_context is not None and layer is None:
+            raise ValueError("HTTPS is served through the fault layer: give a layer with the ssl_context")
+        # Our own socket map and workers: waitress starts both before it binds, and leaves them
+        # behind when the bind fails (a port in use), so they are closed here then.
+        socket_map: dict = {}
+        workers = ThreadedTaskDispatcher()
+        workers.set_thread_count(threads)
+        kw = dict(host=host, port=port, threads=threads, map=socket_map, dispatcher=workers, **adjustments)
+        try:
+            if ssl_context is not None:
+                self.server = TLSFaultServer(app, layer, ssl_context, **kw)
+            elif layer is not None:
+                self.server = self.fault_server_class(app, layer, **kw)
+            else:
+                self.server = self.server_class(app, **kw)
+        except BaseException:
+            workers.shutdown(timeout=5)
+            for dispatcher in list(socket_map.values()):
+                try:
+                    dispatcher.close()
+                except OSError:
+                    pass
+            raise
         self.host = str(self.server.effective_host)
         self.port = int(self.server.effective_port)
         self._thread: threading.Thread | None = None

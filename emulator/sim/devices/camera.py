@@ -394,12 +394,21 @@ class Camera(Device):
 
     @get("imagearray")
     def imagearray(self) -> images.ImageData:
+        frame = self.latest_frame()
+        if frame is None:
+            raise InvalidOperation("ImageArray: no image is available (take an exposure and wait for ImageReady)")
+        return images.ImageData(frame)
+
+    def latest_frame(self) -> np.ndarray | None:
+        """The last exposure's pixels, (x, y) as ImageArray has them, or None before one is ready.
+
+        For the web panel's preview: never raises, and renders the frame if no client has yet."""
         self._phase()
         if not self._image_ready or self._last is None:
-            raise InvalidOperation("ImageArray: no image is available (take an exposure and wait for ImageReady)")
+            return None
         if self._image is None:
             self._image = self._render(self._last)
-        return images.ImageData(self._image)
+        return self._image
 
     @get("imagearrayvariant")
     def imagearrayvariant(self) -> Any:

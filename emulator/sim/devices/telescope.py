@@ -21,6 +21,17 @@ lock released (so other clients keep being answered and can AbortSlew), and give
 DriverException after ``sync_wait_limit_s`` of wall time (a stuck mount), leaving the motion
 running. Park and FindHome are asynchronous, as ITelescopeV4 requires.
 
+Like a real German mount it has limits. SideOfPier follows the hour angle: a tube that tracks
+west of the meridian is on the east side of the pier (pierEast, "looking west", the normal
+pointing state), one east of it on the west side (pierWest, through the pole). A slew keeps the
+side it is on while the target is within ``meridian_limit_deg`` past the meridian of that side,
+and otherwise flips (SideOfPier changes; the tube swings through the pole, so the slew lasts at
+least as long as a 180 degree move). DestinationSideOfPier predicts exactly that. Tracking stops
+(Tracking false, the position stays where the limit was met) when it carries the tube more than
+``meridian_limit_deg`` past the meridian, or the line of sight below ``horizon_limit_deg`` (if set); the
+control API shows which limit was met (``LimitHit``). Limits are found lazily too: the first
+crossing since the drift began, found by stepping and bisection, never by a background thread.
+
 For rehearsals the control API can set ``Stuck`` (slews start but never progress or finish
 until AbortSlew or Stuck=false) and ``Tracking`` (regardless of CanSetTracking).
 """
@@ -59,6 +70,8 @@ DRIVE_RATE_NAMES = {"sidereal": 0, "lunar": 1, "solar": 2, "king": 3}
 #: Sidereal seconds per SI second (RightAscensionRate is in RA seconds per sidereal second).
 SIDEREAL_PER_SI = 1.00273790935
 _J2000_UNIX = 946728000.0  # 2000-01-01T12:00:00Z
+#: Step (simulated s) of the search for the first limit crossing: far shorter than a crossing takes.
+_LIMIT_STEP_S = 300.0
 
 
 def wrap24(hours: float) -> float:
@@ -200,6 +213,14 @@ class TelescopeConfig(DeviceConfig):
     sync_wait_limit_s: float = Field(
         120.0, gt=0, le=3600, description="Wall seconds a synchronous slew waits before giving up with a DriverException"
     )
+    meridian_limit_deg: float = Field(
+        5.0, ge=0, le=30,
+        description="German mounts: degrees past the meridian the tube may track (tracking then stops) and a slew may "
+        "go without a flip",
+    )
+    horizon_limit_deg: float | None = Field(
+        None, ge=-90, le=89, description="Tracking stops when the line of sight sinks below this altitude, degrees (unset: never)"
+    )
 
 
 @dataclass(frozen=True)
@@ -237,6 +258,24 @@ class _Slew:
     @property
     def t_done(self) -> float:
         return self.t_start + self.motion_s + self.settle_s
+
+
+@dataclass(frozen=True)
+class Pointing:
+    """Where the mount points at one instant, for the devices that follow it (dome, camera)."""
+
+    t: float  # simulated time of the snapshot
+    right_ascension: float  # hours
+    declination: float  # degrees
+    hour_angle: float  # hours, -12..12
+    altitude: float  # degrees
+    azimuth: float  # degrees, north through east
+    side_of_pier: PierSide
+    latitude: float  # degrees north
+    tracking: bool
+    slewing: bool
+    at_park: bool
+    parking: bool  # a Park is moving the mount to its park position
 
 
 @dataclass(frozen=True)
@@ -316,6 +355,8 @@ class Telescope(Device):
         self._parked = config.start_parked
         self._at_home = False
         self._pier = self._pier_for_ha(ha)
+        self._limits_from = now  # limits are checked from here on (and from each new drift's start)
+        self._limit_hit: str | None = None  # the limit that last stopped tracking, for the control API
         if self._tracking:
             self._rebase(now)
 
@@ -353,7 +394,65 @@ class Telescope(Device):
             self._finish_slew(slew)
         if self._slew is None and any(now >= pulse.end for pulse in self._pulses.values()):
             self._rebase(now)  # fold finished pulses into the drift
+        self._check_limits(now)
         return now
+
+    # -- limits ----------------------------------------------------------------------------------
+
+    def _limit_at(self, t: float) -> str | None:
+        """The limit the drifting (not slewing) mount is beyond at ``t``: 'meridian', 'horizon' or None."""
+        ha, dec = self._hadec(t)
+        if self._german and self._past_meridian(self._pier, ha):
+            return "meridian"
+        horizon = self.config.horizon_limit_deg
+        if horizon is not None and hadec_to_altaz(ha, dec, self._lat)[0] < horizon:
+            return "horizon"
+        return None
+
+    def _past_meridian(self, side: PierSide, ha: float) -> bool:
+        """True when tracking has carried a tube on ``side`` past its meridian limit.
+
+        Tracking moves the hour angle forward: a pierWest tube towards the upper meridian (HA 0),
+        a pierEast tube towards the lower one (HA 12). Past means beyond the limit and within the
+        quarter turn after it, the part of the sky a tracking tube enters when it crosses the limit
+        (a sync or a forced flip may put the tube elsewhere; it is not stopped for that).
+        """
+        limit = self.config.meridian_limit_deg / 15.0
+        past = wrap12(ha) if side == PierSide.pierWest else wrap12(ha - 12.0)
+        return limit < past <= limit + 6.0
+
+    def _check_limits(self, now: float) -> None:
+        """Stop tracking where it first met a limit since the drift began (lazily, like all motion)."""
+        if not self._tracking or self._slew is not None:
+            return
+        start = max(self._limits_from, self._drift.t0)
+        if now < start:
+            return
+        self._limits_from = now
+        hit, reason = None, self._limit_at(start)
+        if reason is not None:
+            hit = start
+        else:
+            t = start
+            while t < now:  # a star sets or crosses the meridian once in 5 minutes at most
+                t_next = min(t + _LIMIT_STEP_S, now)
+                reason = self._limit_at(t_next)
+                if reason is not None:
+                    lo, hi = t, t_next
+                    while hi - lo > 1e-3:
+                        mid = 0.5 * (lo + hi)
+                        lo, hi = (lo, mid) if self._limit_at(mid) is not None else (mid, hi)
+                    hit, reason = hi, self._limit_at(hi)
+                    break
+                t = t_next
+        if hit is None:
+            return
+        frame, c, d = self._raw_position(hit)
+        self._tracking = False
+        self._move = {0: 0.0, 1: 0.0}
+        self._pulses.clear()
+        self._drift = _Drift("ha", self._to_frame("ha", c, frame, hit), d, hit)
+        self._limit_hit = reason
 
     def _finish_slew(self, slew: _Slew) -> None:
         t_end = slew.t_motion_end
@@ -417,6 +516,19 @@ class Telescope(Device):
         """Where a German mount puts the tube for this hour angle: west of the meridian -> pierEast."""
         return PierSide.pierEast if wrap12(ha_hours) >= 0.0 else PierSide.pierWest
 
+    def _side_for(self, ha_hours: float) -> PierSide:
+        """The side a German mount takes for a target at this hour angle, coming from its side now.
+
+        It stays where it is while the target lies within the meridian limit past that side's
+        meridian (no needless flip), and otherwise takes the side the hour angle calls for.
+        """
+        ha, limit = wrap12(ha_hours), self.config.meridian_limit_deg / 15.0
+        if self._pier == PierSide.pierWest and ha <= limit and not self._past_meridian(PierSide.pierWest, ha):
+            return PierSide.pierWest
+        if self._pier == PierSide.pierEast and ha >= -limit:
+            return PierSide.pierEast
+        return self._pier_for_ha(ha)
+
     # -- starting and stopping motion ------------------------------------------------------------
 
     def _start_slew(self, kind: str, frame: str, c_end: float, d_end: float, pier_after: PierSide | None = None) -> None:
@@ -427,12 +539,13 @@ class Telescope(Device):
         degrees = max(abs(wrap12(c_end - c_start)) * 15.0, abs(d_end - d))
         if pier_after is None:
             ha_end = self._to_frame("ha", c_end, frame, now)
-            pier_after = self._pier_for_ha(ha_end) if self._german else PierSide.pierUnknown
+            pier_after = self._side_for(ha_end) if self._german else PierSide.pierUnknown
         if kind == "flip" or (self._german and pier_after != self._pier and pier_after != PierSide.pierUnknown):
             degrees = max(degrees, 180.0)  # a meridian flip swings the tube round through the pole
         self._move = {0: 0.0, 1: 0.0}
         self._pulses.clear()
         self._at_home = False
+        self._limit_hit = None
         self._slew_seq += 1
         if kind != "park":
             self._parked = False
@@ -450,7 +563,7 @@ class Telescope(Device):
             self._slew = None
             self._drift = _Drift(frame, c, d, now)
             if self._german:
-                self._pier = self._pier_for_ha(self._to_frame("ha", c, frame, now))
+                self._pier = self._side_for(self._to_frame("ha", c, frame, now))
         self._move = {0: 0.0, 1: 0.0}
         self._rebase(now)
         self._wake_waiters()
@@ -730,7 +843,7 @@ class Telescope(Device):
             raise NotImplementedErr("DestinationSideOfPier is only implemented by German equatorial mounts")
         self._check_ra("RightAscension", RightAscension)
         self._check_dec("Declination", Declination)
-        return int(self._pier_for_ha(self._lst_at(self._update()) - RightAscension))
+        return int(self._side_for(self._lst_at(self._update()) - RightAscension))
 
     # -- targets ---------------------------------------------------------------------------------
 
@@ -780,10 +893,19 @@ class Telescope(Device):
             raise Parked("Tracking cannot be turned on while the mount is parked: call Unpark first")
         if value == self._tracking:
             return
+        if value and not force and self._slew is None:
+            self._limits_from = now
+            limit = self._limit_at(now)
+            if limit is not None:
+                raise InvalidOperation(
+                    f"Tracking cannot be turned on here: the mount is past its {limit} limit "
+                    "(slew to a target within the limits, which flips the mount if need be)"
+                )
         self._rebase(now)
         self._tracking = value
         if value:
             self._at_home = False
+            self._limit_hit = None
         self._rebase(now)
 
     @get("trackingrate")
@@ -896,10 +1018,12 @@ class Telescope(Device):
         self._check_ra("RightAscension", ra)
         self._check_dec("Declination", dec)
         self._not_parked(what)
-        if not self._tracking:
+        if not self._tracking and self._limit_hit is None:
             raise InvalidOperation(f"{what} needs Tracking on (equatorial slews end tracking the target)")
         self._target_ra, self._target_dec = ra, dec
         self._start_slew("slew", "ra", ra, dec)
+        # stopped at a limit: the slew away from it resumes tracking, as real mounts do
+        self._tracking = True
 
     def _altaz_slew(self, what: str, azimuth: float, altitude: float, flag: bool, can: str) -> None:
         self._require(flag, what, f"{can} is false")
@@ -959,7 +1083,7 @@ class Telescope(Device):
         self._drift = _Drift(frame, c, dec, now)
         self._at_home = False
         if self._german:
-            self._pier = self._pier_for_ha(self._to_frame("ha", c, frame, now))
+            self._pier = self._side_for(self._to_frame("ha", c, frame, now))
         self._rebase(now)
 
     @put("synctocoordinates", RightAscension=float, Declination=float)
@@ -1077,7 +1201,7 @@ class Telescope(Device):
             self._at_home = False
         self._rebase(now)
         if not self._is_slewing() and self._german:
-            self._pier = self._pier_for_ha(self._hadec(now)[0])
+            self._pier = self._side_for(self._hadec(now)[0])
 
     # -- control API -----------------------------------------------------------------------------
 
@@ -1096,7 +1220,20 @@ class Telescope(Device):
     def extra_state(self) -> dict[str, Any]:
         self._update()
         ha, _ = self._hadec(self.clock.now())
-        return {"Stuck": self._stuck, "HourAngle": ha}
+        return {"Stuck": self._stuck, "HourAngle": ha, "LimitHit": self._limit_hit}
+
+    def pointing(self) -> Pointing:
+        """Where the mount points now, all read at one instant (for the dome and the camera)."""
+        with self.lock:
+            now = self._update()
+            ra, dec = self._radec(now)
+            ha = self._to_frame("ha", ra, "ra", now)
+            alt, az = hadec_to_altaz(ha, dec, self._lat)
+            slew = self._slew
+            return Pointing(
+                now, ra, dec, ha, alt, az, self._pier if self._german else PierSide.pierUnknown, self._lat,
+                self._tracking, self._is_slewing(), self._parked, slew is not None and slew.kind == "park",
+            )
 
     def _set_stuck(self, value: bool) -> None:
         """Stuck freezes a slew where it is now; un-sticking resumes it from there at full speed."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from typing import Any, Callable, Iterator
 
 from conform.context import Options
 from conform.runner import BEHAVIOUR_FAMILIES, PROTOCOL_FAMILIES, PlanError, parse_devices, run
@@ -29,6 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def _status_line(on: bool) -> Iterator[Callable[[int, int, Any], None] | None]:
+    """On a terminal, a rich status line naming the check that runs and how many are done."""
+    if not on:
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(file=sys.stdout).status("planning the checks") as status:
+        yield lambda done, total, check: status.update(f"{done}/{total} checks done; now {check.id}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -41,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url if "://" in args.url else f"http://{args.url}"
     try:
         devices = parse_devices(args.devices) if args.devices else None
-        report = run(url, options, devices, families)
+        with _status_line(sys.stdout.isatty()) as progress:
+            report = run(url, options, devices, families, progress)
     except PlanError as exc:
         print(f"alpaca-conform: {exc}", file=sys.stderr)
         return 2

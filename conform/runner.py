@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import conform.behaviour  # noqa: F401 - the modules below register their check families on import
 import conform.management  # noqa: F401
@@ -143,13 +144,20 @@ def run(
     options: Options | None = None,
     devices: list[tuple[str, int]] | None = None,
     families: tuple[str, ...] | None = None,
+    progress: Callable[[int, int, Check], None] | None = None,
 ) -> Report:
-    """Run every planned check against the server at ``url``."""
+    """Run every planned check against the server at ``url``; ``progress(done, total, check)`` is
+    told before each check starts (the CLI's status line on a terminal)."""
     options = options or Options()
     start = time.perf_counter()
     plan = make_plan(url, options, devices, families)
     try:
-        results = [run_check(c, options) for c in plan.checks]
+        checks = plan.checks
+        results = []
+        for i, check in enumerate(checks):
+            if progress is not None:
+                progress(i, len(checks), check)
+            results.append(run_check(check, options))
     finally:
         plan.close()
     info = [{"device": ctx.label, "interface_version": ctx.interface_version} for ctx, _ in plan.devices]

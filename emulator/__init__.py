@@ -28,6 +28,7 @@ from emulator.http.app import build_app
 from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
+from emulator.panel import add_panel_routes
 from emulator.serve.discovery import DiscoveryResponder
 from emulator.serve.recording import Recorder
 from emulator.serve.certificate import make_self_signed
@@ -151,6 +152,9 @@ class Emulator:
                              lenient_ids=settings.lenient_ids, alpaca_simulators_api=settings.alpaca_simulators_api)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
+            # the web panel takes / unless the profile's own API answers it (alpaca-simulators' JSON)
+            at_root = not settings.alpaca_simulators_api
+            add_panel_routes(self.app, self, self.registry, self.control_token, settings.server_name, at_root=at_root)
             if self.control_token is None and not is_loopback(self.host):
                 log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
         if not self._config_rules_added:
@@ -276,6 +280,11 @@ class Emulator:
         if dev is None:
             raise KeyError(f"no {device_type} device {number} in this emulator")
         return dev
+
+    def devices(self) -> list:
+        """Every simulated device model, as configured."""
+        self._running()
+        return list(self.registry)
 
     def get_state(self, device_type: str, number: int = 0) -> dict[str, Any]:
         dev = self.device(device_type, number)

@@ -14,7 +14,7 @@ Composition, when several rules match one request: every firing non-terminal rul
 adds its delay (they add up); then the first firing *terminal* rule (any other kind), in the
 order the rules were added, decides what happens after the delay. A later terminal rule that
 would also have fired is shadowed: its match counter and random sequence advance, but it is not
-counted as fired and not named in the traffic log.
+counted as fired; the traffic log names it under ``shadowed`` (the winners under ``rules``).
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.
@@ -78,6 +78,8 @@ class Plan:
     latency_s: float = 0.0
     action: FaultAction | None = None  # None: answer normally (after the delay)
     fired: list[str] = field(default_factory=list)
+    #: Rules that would have fired but did not act: a terminal rule earlier in the order won.
+    shadowed: list[str] = field(default_factory=list)
     error_number: Any = NOT_NOTED
 
     @property
@@ -375,8 +377,9 @@ class FaultSet:
                     plan.latency_s += action.delay_s(rule._jitter_rng)
                 elif plan.action is None:
                     plan.action = action
-                else:
-                    continue  # shadowed by an earlier terminal rule
+                else:  # shadowed by an earlier terminal rule
+                    plan.shadowed.append(rule.name)
+                    continue
                 rule.fired_now(action)
                 plan.fired.append(rule.name)
         return plan

@@ -127,6 +127,7 @@ class FaultLayer:
         plan = self.faults.evaluate_request(verb, path)
         if plan is not None:
             entry.rules = plan.fired
+            entry.shadowed = plan.shadowed
         return _Ctx(plan, entry, time.monotonic())
 
     def finish(self, ctx: _Ctx) -> None:
@@ -158,6 +159,7 @@ class FaultLayer:
         plan = self.faults.evaluate(DISCOVERY_INFO)
         if plan is not None:
             entry.rules = plan.fired
+            entry.shadowed = plan.shadowed
             if plan.stage == "datagram":
                 reply = plan.action.apply(reply)
                 entry.outcome = plan.action.outcome or entry.outcome

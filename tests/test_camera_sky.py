@@ -237,19 +237,28 @@ def test_same_pointing_same_stars_and_an_offset_moves_them():
         assert dx == pytest.approx(30, rel=0.25) and abs(dy) <= 2  # east left: the stars go right
 
 
-def test_autofocus_sweep_is_sharpest_at_best_focus():
-    with _observatory() as emu:
-        tel, cam, foc = Telescope(emu.address, 0), Camera(emu.address, 0), Focuser(emu.address, 0)
+def test_autofocus_sweep_is_sharpest_at_best_focus_plus_the_filter_offset():
+    wheel = {"names": ["Luminance", "Red"], "focus_offsets": [0, 120], "throughputs": [1.0, 1.0]}
+    with _observatory(focuser={"best_focus_step": 24120}, filterwheel=wheel) as emu:
+        tel, cam, foc, fw = Telescope(emu.address, 0), Camera(emu.address, 0), Focuser(emu.address, 0), FilterWheel(emu.address, 0)
         _point_up(tel)
-        best = foc.MaxStep // 2
-        positions = [best + 40 * k for k in range(-4, 5)]
-        widths = []
-        for position in positions:
-            foc.Move(position)
-            wait_for(lambda: not foc.IsMoving, what="the focuser to stop", timeout=20)
-            widths.append(_fwhm_at_centre(_expose(cam, 1.0)))
-        assert positions[widths.index(min(widths))] == best, widths
+
+        def sweep(centre: int) -> tuple[list[int], list[float]]:
+            positions = [centre + 40 * k for k in range(-4, 5)]
+            widths = []
+            for position in positions:
+                foc.Move(position)
+                wait_for(lambda: not foc.IsMoving, what="the focuser to stop", timeout=20)
+                widths.append(_fwhm_at_centre(_expose(cam, 1.0)))
+            return positions, widths
+
+        positions, widths = sweep(24120)
+        assert positions[widths.index(min(widths))] == 24120, widths
         assert min(widths[0], widths[-1]) * 2 / 3 >= min(widths)  # the ends at most two thirds as sharp
+        fw.Position = 1
+        wait_for(lambda: fw.Position == 1, what="the wheel to stop", timeout=20)
+        positions, widths = sweep(24120 + 80)
+        assert positions[widths.index(min(widths))] == 24120 + 120, widths  # the filter's focus offset
 
 
 def test_cover_closed_dark_and_flats_follow_the_lamp():

@@ -21,7 +21,7 @@ from alpaca.telescope import Telescope
 
 from emulator import Emulator
 from emulator.sim import images, scene, sky
-from emulator.sim.optics import TrainState, opening_in_front
+from emulator.sim.optics import TrainState
 from support import wait_for
 
 SEED = 11
@@ -149,12 +149,6 @@ def test_untracked_stars_trail_west_at_the_sidereal_rate():
     assert drift == pytest.approx(150.0 * math.cos(math.radians(20.0)) / 0.7755, rel=0.03)
 
 
-def test_dome_opening_follows_the_telescope_towards_the_zenith():
-    assert opening_in_front(180.0, 30.0, 175.0, 12.0)
-    assert not opening_in_front(0.0, 30.0, 180.0, 12.0)
-    assert opening_in_front(150.0, 85.0, 200.0, 12.0)  # near the zenith a narrow slit sees wide
-
-
 # -- served: a small observatory through alpyca -----------------------------------------------------------
 
 SW, SH = 192, 160
@@ -243,19 +237,28 @@ def test_same_pointing_same_stars_and_an_offset_moves_them():
         assert dx == pytest.approx(30, rel=0.25) and abs(dy) <= 2  # east left: the stars go right
 
 
-def test_autofocus_sweep_is_sharpest_at_best_focus():
-    with _observatory() as emu:
-        tel, cam, foc = Telescope(emu.address, 0), Camera(emu.address, 0), Focuser(emu.address, 0)
+def test_autofocus_sweep_is_sharpest_at_best_focus_plus_the_filter_offset():
+    wheel = {"names": ["Luminance", "Red"], "focus_offsets": [0, 120], "throughputs": [1.0, 1.0]}
+    with _observatory(focuser={"best_focus_step": 24120}, filterwheel=wheel) as emu:
+        tel, cam, foc, fw = Telescope(emu.address, 0), Camera(emu.address, 0), Focuser(emu.address, 0), FilterWheel(emu.address, 0)
         _point_up(tel)
-        best = foc.MaxStep // 2
-        positions = [best + 40 * k for k in range(-4, 5)]
-        widths = []
-        for position in positions:
-            foc.Move(position)
-            wait_for(lambda: not foc.IsMoving, what="the focuser to stop", timeout=20)
-            widths.append(_fwhm_at_centre(_expose(cam, 1.0)))
-        assert positions[widths.index(min(widths))] == best, widths
+
+        def sweep(centre: int) -> tuple[list[int], list[float]]:
+            positions = [centre + 40 * k for k in range(-4, 5)]
+            widths = []
+            for position in positions:
+                foc.Move(position)
+                wait_for(lambda: not foc.IsMoving, what="the focuser to stop", timeout=20)
+                widths.append(_fwhm_at_centre(_expose(cam, 1.0)))
+            return positions, widths
+
+        positions, widths = sweep(24120)
+        assert positions[widths.index(min(widths))] == 24120, widths
         assert min(widths[0], widths[-1]) * 2 / 3 >= min(widths)  # the ends at most two thirds as sharp
+        fw.Position = 1
+        wait_for(lambda: fw.Position == 1, what="the wheel to stop", timeout=20)
+        positions, widths = sweep(24120 + 80)
+        assert positions[widths.index(min(widths))] == 24120 + 120, widths  # the filter's focus offset
 
 
 def test_cover_closed_dark_and_flats_follow_the_lamp():
@@ -292,14 +295,14 @@ def test_filter_changes_the_flux():
 
 
 def test_dome_turned_away_darkens_the_frame():
-    with _observatory(dome={"can_set_azimuth": True}) as emu:
+    with _observatory(dome={"can_set_azimuth": True, "slit_width_deg": 10.0}) as emu:
         tel, cam, dome = Telescope(emu.address, 0), Camera(emu.address, 0), Dome(emu.address, 0)
         _point_up(tel)
         dome.SlewToAzimuth(tel.Azimuth)
         wait_for(lambda: not dome.Slewing, what="the dome to turn", timeout=20)
         facing = _expose(cam, 5.0)
         stars = facing > np.median(facing) + 60
-        dome.SlewToAzimuth((tel.Azimuth + 180.0) % 360.0)
+        dome.SlewToAzimuth((tel.Azimuth + 90.0) % 360.0)  # the line of sight ~11 deg off a 10 deg slit
         wait_for(lambda: not dome.Slewing, what="the dome to turn", timeout=20)
         away = _expose(cam, 5.0)
         assert _signal(away, stars) < 0.1 * _signal(facing, stars)

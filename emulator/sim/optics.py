@@ -11,7 +11,6 @@ stands for the ideal part (open cover, no filter, perfect focus, clear sky).
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,6 @@ from emulator.sim.errors import AscomError
 #: Cover and calibrator states of the CoverCalibrator interface.
 COVER_NOT_PRESENT, COVER_OPEN = 0, 3
 CALIBRATOR_READY = 3
-SHUTTER_OPEN = 0
 #: How long to wait for a peer that is busy in another request before reading it unlocked (s).
 PEER_LOCK_WAIT_S = 0.2
 
@@ -80,21 +78,7 @@ def _holding(device: Device | None) -> Iterator[Device | None]:
             device.lock.release()
 
 
-def wrap180(deg: float) -> float:
-    """Degrees into [-180, 180)."""
-    return (deg + 180.0) % 360.0 - 180.0
-
-
-def opening_in_front(dome_az: float, tel_alt: float, tel_az: float, half_width_deg: float) -> bool:
-    """Whether a slit centred on ``dome_az`` lets the telescope's line of sight out: the slit's
-    half width in azimuth grows towards the zenith, where any azimuth will do."""
-    if tel_alt >= 89.0:
-        return True
-    allowed = half_width_deg / max(math.cos(math.radians(tel_alt)), 1e-3)
-    return abs(wrap180(dome_az - tel_az)) <= allowed
-
-
-def read_train(site: Site, utc: datetime, slit_half_width_deg: float, night_sky_mu: float) -> TrainState | None:
+def read_train(site: Site, utc: datetime, night_sky_mu: float) -> TrainState | None:
     """The optical train now (None without a telescope: nothing to point)."""
     with _holding(site.first("telescope")) as tel:
         if tel is None:
@@ -136,11 +120,7 @@ def read_train(site: Site, utc: datetime, slit_half_width_deg: float, night_sky_
     dome_clear = True
     with _holding(site.first("dome")) as dm:
         if dm is not None:
-            d: Any = dm
-            if d.config.can_set_shutter:
-                dome_clear = _read(SHUTTER_OPEN, d.shutterstatus) == SHUTTER_OPEN
-            if dome_clear and d.config.can_set_azimuth:
-                dome_clear = opening_in_front(_read(az, d.azimuth), alt, az, slit_half_width_deg)
+            dome_clear = bool(dm.opening_faces(az, alt))  # type: ignore[attr-defined]
     seeing, cloud = 2.0, 0.0
     with _holding(site.first("observingconditions")) as oc:
         if oc is not None:

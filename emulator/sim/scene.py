@@ -26,6 +26,9 @@ OPTICS_FWHM_ARCSEC = 0.8
 MAX_FWHM_PX = 40.0
 #: Fewest electrons a star must give over the exposure to be drawn at all.
 MIN_STAR_ELECTRONS = 0.5
+#: Points along a slew whose tiles are gathered, and the catalogue depth for a slew's streaks.
+PATH_SAMPLES = 48
+CATALOGUE_FOR_SLEWS = 15.0
 
 
 def pixel_scale_arcsec(focal_length_m: float, pixel_um: float) -> float:
@@ -82,6 +85,18 @@ def field_radius_deg(width: int, height: int, scale_x: float, scale_y: float) ->
     return math.hypot(width * scale_x, height * scale_y) / 2.0 / 3600.0 * 1.05 + 0.01
 
 
+def path_tiles(start: TrainState, end: TrainState, radius: float, apart: float) -> list[tuple[int, int]]:
+    """The tiles the field sweeps over from the start pointing to the end one (in order)."""
+    steps = min(PATH_SAMPLES, int(math.ceil(apart / radius))) if apart > 0 else 0
+    ra0, ra1 = start.ra_hours * 15.0, end.ra_hours * 15.0
+    ra1 = ra0 + ((ra1 - ra0 + 180.0) % 360.0 - 180.0)  # the short way round
+    tiles: set[tuple[int, int]] = set()
+    for i in range(steps + 1):
+        f = i / steps if steps else 0.0
+        tiles.update(sky.tiles_near((ra0 + (ra1 - ra0) * f) % 360.0, start.dec_deg + (end.dec_deg - start.dec_deg) * f, radius))
+    return sorted(tiles)
+
+
 def sky_image(start: TrainState, end: TrainState, *, seed: int, width: int, height: int, pixel_x_um: float,
               pixel_y_um: float, zero_point: float, flat_rate: float, duration: float) -> SkyImage:
     """What reaches the sensor over one exposure, from the train at its start and its end."""
@@ -99,10 +114,7 @@ def sky_image(start: TrainState, end: TrainState, *, seed: int, width: int, heig
         return SkyImage(empty, empty, empty, empty, empty, fwhm / 2.3548, background)
     radius = field_radius_deg(width, height, scale_x, scale_y)
     apart = sky.separation_deg(start.ra_hours * 15.0, start.dec_deg, end.ra_hours * 15.0, end.dec_deg)
-    tiles = set(sky.tiles_near(start.ra_hours * 15.0, start.dec_deg, radius))
-    if apart > 0.0:
-        tiles |= set(sky.tiles_near(end.ra_hours * 15.0, end.dec_deg, radius))
-    stars = sky.stars_in(seed, sorted(tiles))
+    stars = sky.stars_in(seed, path_tiles(start, end, radius, apart), CATALOGUE_FOR_SLEWS if apart > 2 * radius else sky.CATALOGUE_MAG)
     rate = star_rate(stars.mag, zero_point, start.aperture_area_m2, throughput) * cloud_transmission(start.cloud_cover_pct) * light
     x0, y0, front0 = sensor_xy(stars, start.ra_hours, start.dec_deg, start.rotator_deg, scale_x, scale_y, width, height)
     if apart > 0.0:
@@ -110,9 +122,9 @@ def sky_image(start: TrainState, end: TrainState, *, seed: int, width: int, heig
     else:
         x1, y1, front1 = x0, y0, front0
     reach = 4.0 * fwhm
-    on_sensor = (
-        (np.minimum(x0, x1) > -reach) & (np.maximum(x0, x1) < width + reach)
-        & (np.minimum(y0, y1) > -reach) & (np.maximum(y0, y1) < height + reach)
+    on_sensor = (  # the trail's box overlaps the sensor
+        (np.maximum(x0, x1) > -reach) & (np.minimum(x0, x1) < width + reach)
+        & (np.maximum(y0, y1) > -reach) & (np.minimum(y0, y1) < height + reach)
     )
     keep = front0 & front1 & on_sensor & (rate * duration >= MIN_STAR_ELECTRONS)
     return SkyImage(x0[keep], y0[keep], x1[keep], y1[keep], rate[keep], fwhm / 2.3548, background)

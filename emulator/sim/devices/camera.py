@@ -118,7 +118,6 @@ class CameraConfig(DeviceConfig):
     zero_point_e_s_m2: float = Field(4.0e9, gt=0, description="e-/s per m^2 of aperture from a V = 0 star (QE and optics included)")
     night_sky_mag: float = Field(21.0, ge=10, le=23, description="Dark-night sky brightness, V mag per square arcsec")
     flat_rate_e_s: float = Field(20000.0, ge=0, description="e-/s per unbinned pixel from the calibrator at MaxBrightness (cover closed)")
-    dome_slit_half_width_deg: float = Field(12.0, gt=0, le=180, description="Half width of the dome's opening in azimuth, at the horizon")
 
     @model_validator(mode="after")
     def _consistent(self) -> "CameraConfig":
@@ -291,7 +290,7 @@ class Camera(Device):
         if self.site is None:
             return None
         c = self.config
-        return optics.read_train(self.site, self.clock.utcnow(), c.dome_slit_half_width_deg, c.night_sky_mag)
+        return optics.read_train(self.site, self.clock.utcnow(), c.night_sky_mag)
 
     def _render_sky(self, exp: _Exposure, spec: images.FrameSpec) -> np.ndarray:
         c = self.config

@@ -172,8 +172,12 @@ class Emulator:
                 served, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
             )
             if self.control and self.requested_control_port is not None:
+                def panel(app: Any) -> None:  # the panel at the control port's /, where no rule reaches it
+                    add_panel_routes(app, self, self.registry, self.control_token, settings.server_name, setup_pages=False)
+
                 self._control = ControlListener(
-                    self, self.host, self.requested_control_port, self.control_token, ssl_context, self.registry.clock
+                    self, self.host, self.requested_control_port, self.control_token, ssl_context, self.registry.clock,
+                    mount=panel,
                 )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
@@ -266,6 +270,17 @@ class Emulator:
         ``<url>/emulator/v1`` on the devices' port."""
         self._running()
         return self._control.url if self._control is not None else f"{self.url}/emulator/v1"
+
+    @property
+    def panel_url(self) -> str | None:
+        """The web panel: on the control API's own port if there is one (no rule reaches it), else
+        on the devices' port; None with the control API off."""
+        self._running()
+        if not self.control:
+            return None
+        if self._control is not None:
+            return self._control.url.removesuffix("/emulator/v1") + "/"
+        return f"{self.url}/" if not self.config.emulator.alpaca_simulators_api else f"{self.url}/emulator/panel"
 
     @property
     def clock(self):

@@ -35,7 +35,7 @@ import hmac
 import ipaddress
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import falcon
 
@@ -390,8 +390,9 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     app.add_sink(unknown, "/emulator/")
 
 
-def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
-    """A Falcon app that serves the control API alone (no device, no middleware)."""
+def control_app(emu: Steerable, token: str | None = None, mount: Callable[[falcon.App], None] | None = None) -> falcon.App:
+    """A Falcon app that serves the control API alone (no device, no middleware); ``mount`` adds
+    routes of the operator's beside it (the emulator's web panel)."""
     app = falcon.App()
 
     def elsewhere(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
@@ -399,6 +400,8 @@ def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
 
     app.add_sink(elsewhere, "/")
     add_control_routes(app, emu, token)
+    if mount is not None:
+        mount(app)
     return app
 
 
@@ -412,7 +415,8 @@ class ControlListener:
     """
 
     def __init__(
-        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None
+        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None,
+        mount: Callable[[falcon.App], None] | None = None,
     ) -> None:
         layer = None
         if ssl_context is not None:
@@ -420,7 +424,7 @@ class ControlListener:
             layer = FaultLayer(FaultSet(clock), TrafficLog(1), clock)
         self.https = ssl_context is not None
         try:
-            self._server = BackgroundServer(control_app(emu, token), host, port, threads=2, layer=layer, ssl_context=ssl_context)
+            self._server = BackgroundServer(control_app(emu, token, mount), host, port, threads=2, layer=layer, ssl_context=ssl_context)
         except OSError as exc:  # say which port it was: the devices' one is bound already
             raise OSError(exc.errno, f"control port {port}: {exc.strerror or exc}") from None
         self.host, self.port = self._server.host, self._server.port

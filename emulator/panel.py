@@ -5,6 +5,9 @@
     GET /setup/v1/{type}/{n}/setup          the same page, about one device
     GET /emulator/panel/static/{file}       its script and style sheet (emulator/static/)
 
+on the devices' port, and ``/`` and ``/emulator/panel`` on the control port (``control_port``),
+where no fault layer serves and so no rule can reach the page.
+
 The page is server-rendered HTML that names every device and rule as they are at load, then
 ``static/panel.js`` keeps it live by polling the control API (``/emulator/v1``) once a second:
 polling, not server-sent events, because an open event stream would hold one of the server's
@@ -296,14 +299,16 @@ class StaticFile:
 
 
 def add_panel_routes(app: falcon.App, emu: Any, registry: Any, token: str | None = None,
-                     title: str = "alpaca-rehearsal emulator", at_root: bool = True) -> None:
+                     title: str = "alpaca-rehearsal emulator", at_root: bool = True, setup_pages: bool = True) -> None:
     """Mount the panel on ``app`` (after the control API); ``at_root`` False leaves ``/`` to whoever
-    else answers it (a profile whose ``GET /`` is part of the API it imitates)."""
+    else answers it (a profile whose ``GET /`` is part of the API it imitates); ``setup_pages``
+    False leaves the devices' setup URLs alone (the control port has none)."""
     page = PanelPage(emu, token, title)
     if at_root:
         app.add_route("/", page)
     app.add_route(PANEL_PATH, page)
     app.add_route(f"{STATIC_PATH}/{{name}}", StaticFile())
-    # replaces the plain setup page's route; the plain page stays for clients without access
-    app.add_route("/setup/v1/{device_type}/{device_number}/setup",
-                  DevicePanelPage(emu, token, title, DeviceSetupPage(registry)))
+    if setup_pages:
+        # replaces the plain setup page's route; the plain page stays for clients without access
+        app.add_route("/setup/v1/{device_type}/{device_number}/setup",
+                      DevicePanelPage(emu, token, title, DeviceSetupPage(registry)))

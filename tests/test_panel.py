@@ -190,3 +190,16 @@ def test_a_rule_on_everything_leaves_the_panel_home_reachable(emu):
     assert requests.get(emu.url + "/emulator/panel", timeout=TIMEOUT).status_code == 200
     assert requests.get(emu.url + "/emulator/panel/static/panel.js", timeout=TIMEOUT).status_code == 200
     assert requests.get(emu.url + "/emulator/v1/devices", timeout=TIMEOUT).status_code == 200
+
+
+def test_the_control_port_serves_the_panel_where_no_rule_reaches():
+    with Emulator({"devices": [{"type": "safetymonitor"}, {"type": "focuser"}]}, control_port=0) as emu:
+        assert emu.panel_url == f"http://127.0.0.1:{emu.control_port}/"
+        emu.faults.add({"action": {"kind": "http_status", "status": 503}})
+        assert requests.get(emu.url + "/", timeout=TIMEOUT).status_code == 503
+        page = requests.get(emu.panel_url, timeout=TIMEOUT)
+        assert page.status_code == 200 and "Rehearsal Focuser" in page.text and "http_status" in page.text
+        assert requests.get(emu.panel_url + "emulator/panel/static/panel.js", timeout=TIMEOUT).status_code == 200
+        assert requests.get(emu.panel_url + "emulator/v1/devices", timeout=TIMEOUT).status_code == 200
+        # the devices' setup URLs are the devices' port's, not the control port's
+        assert requests.get(emu.panel_url + "setup/v1/focuser/0/setup", timeout=TIMEOUT).status_code == 404

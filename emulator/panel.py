@@ -34,6 +34,7 @@ from urllib.parse import quote
 import falcon
 
 from emulator.control import PREFIX, TOKEN_COOKIE, Steerable, access_error, token_matches
+from emulator.faults.actions import REGISTRY
 from emulator.faults.rules import ACTION_KINDS, DEVICE_TYPES, SPECIAL_TYPES, VERBS, RuleSpec, Trigger
 from emulator.http.setup import DeviceSetupPage
 from emulator.sim.devices import DEVICE_CLASSES
@@ -83,7 +84,7 @@ def _device_card(dev: Any) -> str:
         state = dev.get_state()
     key = f"{dev.device_type}/{dev.number}"
     rows = "".join(
-        f"<tr data-key='{_e(k)}'><th>{_e(k)}</th><td class='value{' long' if len(_value_text(v)) > 18 else ''}'>"
+        f"<tr data-key='{_e(k)}'><th>{_e(k)}</th><td class='value{' long' if len(_value_text(v)) > 12 else ''}'>"
         f"{_e(_value_text(v))}</td><td class='control'></td></tr>"
         for k, v in state.items()
     )
@@ -114,6 +115,13 @@ def _trigger_text(trigger: dict[str, Any]) -> str:
     return _summary(changed) if changed else "always"
 
 
+def _action_text(action: dict[str, Any]) -> str:
+    """The action's parameters that differ from the kind's defaults."""
+    fields = REGISTRY[action["kind"]].model_fields
+    changed = {k: v for k, v in action.items() if k != "kind" and not (k in fields and fields[k].default == v)}
+    return _summary(changed) if changed else ""
+
+
 def _relevant(rule: dict[str, Any], focus: Any) -> bool:
     match = rule.get("match") or {}
     return focus is None or (match.get("device_type") in (None, focus.device_type)
@@ -126,7 +134,7 @@ def _rule_row(rule: dict[str, Any]) -> str:
         f"<tr data-rule='{_e(rule['id'])}' class='{'' if enabled else 'disabled'}'>"
         f"<td class='id'>{_e(rule['id'])}</td><td class='rule-name'>{_e(rule.get('name') or '')}</td>"
         f"<td class='match'>{_e(_summary(rule.get('match') or {}))}</td>"
-        f"<td class='action'><b>{_e(rule['action']['kind'])}</b> {_e(_summary(rule['action'], ('kind',)))}</td>"
+        f"<td class='action'><b>{_e(rule['action']['kind'])}</b> {_e(_action_text(rule['action']))}</td>"
         f"<td class='trigger'>{_e(_trigger_text(rule.get('trigger') or {}))}</td>"
         f"<td class='matched'>{rule.get('matched', 0)}</td><td class='fired'>{rule.get('fired', 0)}</td>"
         "<td class='buttons'></td></tr>"
@@ -181,6 +189,8 @@ def render_page(emu: Steerable, focus: Any = None, title: str = "alpaca-rehearsa
         title = f"Setup: {focus.device_type} {focus.number} ({focus.name})"
     links = f"<a href='/'>all devices</a> · " if focus is not None else ""
     script_config = json.dumps(config).replace("</", "<\\/")
+    traffic_types = _options(list(DEVICE_CLASSES) + ["management", "setup", "simulator"],
+                             selected=focus.device_type if focus is not None else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -197,7 +207,7 @@ def render_page(emu: Steerable, focus: Any = None, title: str = "alpaca-rehearsa
 <p><button type="button" id="remove-all">Remove every rule</button> <span id="rules-message" role="alert"></span></p>
 {_rule_form(focus)}</section>
 <section id="traffic"><h2>Traffic</h2>
-<form id="traffic-filters">device_type <select name="device_type">{_options(list(DEVICE_CLASSES) + ['management', 'setup', 'simulator'])}</select>
+<form id="traffic-filters">device_type <select name="device_type">{traffic_types}</select>
 device_number <input name="device_number" size="3" value="{_e(focus.number) if focus is not None else ''}">
 member <input name="member" size="12"> verb <select name="verb">{_options(['GET', 'PUT'])}</select>
 rule <input name="rule" size="6"> last <input name="limit" size="4" value="50">

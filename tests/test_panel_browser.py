@@ -147,17 +147,32 @@ def test_state_changes_show_without_reload_and_controls_set_state(page, emu):
     page.find_element(By.CSS_SELECTOR, ".device[data-device='safetymonitor/0'] input[data-set='IsSafe']").click()
     until(page, lambda d: cell(d, "safetymonitor/0", "IsSafe").text == "true", "IsSafe true")
     assert SafetyMonitor(emu.address, 0).IsSafe is True
+    if "IsSafeOverride" in emu.get_state("safetymonitor"):  # IsSafe overrides the weather until released
+        row = page.find_element(By.CSS_SELECTOR, ".device[data-device='safetymonitor/0'] tr[data-key='IsSafe']")
+        until(page, lambda d: "pinned" in row.get_attribute("class"), "IsSafe overridden")
+        row.find_element(By.CSS_SELECTOR, "button.unpin").click()
+        until(page, lambda d: "pinned" not in row.get_attribute("class"), "IsSafe released")
+        assert emu.get_state("safetymonitor")["IsSafeOverride"] is None
     # a weather pin, and a bad one named by the device
     card = page.find_element(By.CSS_SELECTOR, ".device[data-device='observingconditions/0']")
-    row = card.find_element(By.CSS_SELECTOR, "tr[data-key='CloudCover']")
-    row.find_element(By.CSS_SELECTOR, "input[data-set='CloudCover']").send_keys("87.5")
-    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    pin = card.find_element(By.CSS_SELECTOR, "form.pin")
+
+    def pin_to(name: str, value: str) -> None:
+        Select(pin.find_element(By.NAME, "pin-name")).select_by_visible_text(name)
+        field = pin.find_element(By.NAME, "pin-value")
+        field.clear()
+        field.send_keys(value)
+        pin.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    pin_to("CloudCover", "87.5")
     until(page, lambda d: cell(d, "observingconditions/0", "CloudCover").text == "87.5", "CloudCover pinned")
+    row = card.find_element(By.CSS_SELECTOR, "tr[data-key='CloudCover']")
     assert "pinned" in row.get_attribute("class") and emu.get_state("observingconditions")["Pinned"] == {"CloudCover": 87.5}
-    humidity = card.find_element(By.CSS_SELECTOR, "tr[data-key='Humidity']")
-    humidity.find_element(By.CSS_SELECTOR, "input[data-set='Humidity']").send_keys("wet")
-    humidity.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    pin_to("Humidity", "wet")
     until(page, lambda d: "Humidity" in card.find_element(By.CSS_SELECTOR, ".device-error").text, "the state error")
+    row.find_element(By.CSS_SELECTOR, "button.unpin").click()
+    until(page, lambda d: "pinned" not in row.get_attribute("class"), "CloudCover unpinned")
+    assert emu.get_state("observingconditions")["Pinned"] == {}
     assert page.execute_script("return window.notReloaded") is True
 
 

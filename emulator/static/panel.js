@@ -84,21 +84,30 @@
         }
         const cell = row.querySelector("td.value");
         setText(cell, text(value));
-        cell.classList.toggle("long", cell.textContent.length > 18);
+        cell.classList.toggle("long", cell.textContent.length > 12);
         row.classList.toggle("yes", value === true);
         row.classList.toggle("no", value === false);
-        row.classList.toggle("pinned", Object.prototype.hasOwnProperty.call(pinned, name));
-        const kind = dev.settable[name];
+        const override = dev.state[`${name}Override`];
+        row.classList.toggle("pinned", Object.prototype.hasOwnProperty.call(pinned, name) || (override !== undefined && override !== null));
+        const kind = controlKind(dev.settable[name], value);
         if (kind && kind !== "dict") ensureControl(row, key, name, kind, value);
       }
+      const pinnable = Object.keys(dev.settable).filter((name) => controlKind(dev.settable[name], dev.state[name]) === "object");
+      if (pinnable.length && !card.querySelector("form.pin")) card.append(buildPinForm(key, pinnable));
       if (dev.device_type === "camera") updatePreview(card, dev);
     }
+  }
+
+  // "object" settables take a value or null (back to the simulation): a boolean one (IsSafe over
+  // the weather) is a tick box with an undo, a number one (a weather pin) goes in the pin form.
+  function controlKind(kind, value) {
+    return kind === "object" && typeof value === "boolean" ? "override" : kind;
   }
 
   function ensureControl(row, key, name, kind, value) {
     const cell = row.querySelector("td.control");
     if (!cell.firstChild) cell.append(buildControl(key, name, kind));
-    if (kind === "bool") {
+    if (kind === "bool" || kind === "override") {
       const box = cell.querySelector("input");
       if (box.dataset.busy !== "1") box.checked = value === true;
     }
@@ -111,14 +120,32 @@
         onchange: (ev) => setState(key, { [name]: ev.target.checked }, ev.target),
       });
     }
-    const pin = kind === "object";
-    const input = el("input", { "data-set": name, size: 7, placeholder: pin ? "pin to" : kind, "aria-label": `new ${name}` });
-    const form = el("form", { class: "set" }, input, el("button", { type: "submit", text: pin ? "pin" : "set" }));
+    if (kind === "object" || kind === "override") {  // pinned here or in the pin form; unpinned here
+      const unpin = el("button", { type: "button", class: "unpin", text: kind === "object" ? "unpin" : "release",
+        title: `back to the simulated ${name}` });
+      unpin.addEventListener("click", () => setState(key, { [name]: null }, unpin));
+      if (kind === "object") return unpin;
+      const box = el("input", { type: "checkbox", "data-set": name, title: `set ${name}` });
+      box.addEventListener("change", () => setState(key, { [name]: box.checked }, box));
+      return el("span", {}, unpin, " ", box);
+    }
+    const input = el("input", { "data-set": name, size: 7, placeholder: kind, "aria-label": `new ${name}` });
+    const form = el("form", { class: "set" }, input, el("button", { type: "submit", text: "set" }));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       setState(key, { [name]: parseValue(input.value, kind) }, form);
     });
-    if (pin) form.append(el("button", { type: "button", text: "unpin", onclick: () => setState(key, { [name]: null }, form) }));
+    return form;
+  }
+
+  function buildPinForm(key, names) {
+    const select = el("select", { name: "pin-name", "aria-label": "value to pin" }, ...names.map((name) => el("option", { text: name })));
+    const input = el("input", { name: "pin-value", size: 6, placeholder: "value", "aria-label": "pinned value" });
+    const form = el("form", { class: "pin" }, "pin ", select, " to ", input, " ", el("button", { type: "submit", text: "pin" }));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      setState(key, { [select.value]: parseValue(input.value, "object") }, form);
+    });
     return form;
   }
 
@@ -205,15 +232,22 @@
     return el("tr", { "data-rule": rule.id }, ...cells, el("td", { class: "buttons" }, toggle, remove));
   }
 
+  function actionSummary(action) {
+    const props = kindDef(action.kind).properties;
+    const changed = Object.fromEntries(Object.entries(action)
+      .filter(([key, value]) => key !== "kind" && !(props[key] && props[key].default === value)));
+    return Object.keys(changed).length ? summary(changed) : "";
+  }
+
   function fillRuleRow(row, rule) {
     const enabled = rule.enabled !== false;
     setText(row.querySelector(".id"), rule.id);
     setText(row.querySelector(".rule-name"), rule.name || "");
     setText(row.querySelector(".match"), summary(rule.match));
     const action = row.querySelector(".action");
-    const actionText = `${rule.action.kind} ${summary(rule.action, ["kind"])}`;
-    if (action.textContent !== actionText) {
-      action.replaceChildren(el("b", { text: rule.action.kind }), ` ${summary(rule.action, ["kind"])}`);
+    const params = actionSummary(rule.action);
+    if (action.textContent !== `${rule.action.kind} ${params}`) {
+      action.replaceChildren(el("b", { text: rule.action.kind }), ` ${params}`);
     }
     setText(row.querySelector(".trigger"), triggerSummary(rule));
     setText(row.querySelector(".matched"), String(rule.matched));
@@ -390,7 +424,7 @@
       el("td", { text: entry.verb }),
       el("td", { class: "path", text: entry.path }),
       el("td", { text: entry.status == null ? "-" : String(entry.status) }),
-      el("td", { text: entry.error_number ? String(entry.error_number) : "" }),
+      el("td", { text: entry.error_number ? `0x${entry.error_number.toString(16).toUpperCase()}` : "" }),
       el("td", { text: entry.outcome || "" }),
       el("td", { text: (entry.rules || []).join(", ") }),
       el("td", { text: entry.duration_s == null ? "" : (entry.duration_s * 1000).toFixed(1) })));

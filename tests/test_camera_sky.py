@@ -306,6 +306,12 @@ def test_dome_turned_away_darkens_the_frame():
         wait_for(lambda: not dome.Slewing, what="the dome to turn", timeout=20)
         away = _expose(cam, 5.0)
         assert _signal(away, stars) < 0.1 * _signal(facing, stars)
+        dome.SlewToAzimuth(tel.Azimuth)
+        wait_for(lambda: not dome.Slewing, what="the dome to turn back", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) > 0.8 * _signal(facing, stars)
+        dome.CloseShutter()
+        wait_for(lambda: dome.ShutterStatus.value == 1, what="the shutter to close", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) < 0.1 * _signal(facing, stars)
 
 
 def test_sky_level_rises_with_the_sun_through_twilight():
@@ -328,6 +334,19 @@ def test_sky_level_rises_with_the_sun_through_twilight():
             seen.append(emu.registry.get("camera", 0)._last.train_start.sky.sun_alt)
         assert seen == pytest.approx([-16.0, -12.0, -8.0, -4.0, -1.0], abs=0.5)
         assert all(b > a for a, b in zip(levels, levels[1:])), levels
+
+
+def test_daylight_saturates_and_colour_sensors_see_the_same_sky():
+    for sensor, rank in (("mono", 2), ("colour", 3), ("rggb", 2)):
+        with _observatory(camera={"sensor": sensor}) as emu:
+            emu.registry.observatory.sunlight = True
+            tel, cam = Telescope(emu.address, 0), Camera(emu.address, 0)
+            _point_up(tel)
+            day = _expose(cam, 1.0)
+            assert day.ndim == rank and day.shape[:2] == (SW, SH)
+            assert np.median(day) == 65535  # a daytime sky fills the wells in a second
+            emu.registry.observatory.sunlight = False
+            assert np.median(_expose(cam, 1.0)) < 1100
 
 
 def test_two_emulator_processes_see_the_same_stars(tmp_path):

@@ -72,6 +72,8 @@ SIDEREAL_PER_SI = 1.00273790935
 _J2000_UNIX = 946728000.0  # 2000-01-01T12:00:00Z
 #: Step (simulated s) of the search for the first limit crossing: far shorter than a crossing takes.
 _LIMIT_STEP_S = 300.0
+#: How far into a drift the search looks: a sidereal day and a margin for rate offsets.
+_LIMIT_HORIZON_S = 90000.0
 
 
 def wrap24(hours: float) -> float:
@@ -425,16 +427,21 @@ class Telescope(Device):
         """Stop tracking where it first met a limit since the drift began (lazily, like all motion)."""
         if not self._tracking or self._slew is not None:
             return
+        if not self._german and self.config.horizon_limit_deg is None:
+            return  # no limit this mount can meet
         start = max(self._limits_from, self._drift.t0)
-        if now < start:
+        # the sky repeats every sidereal day: a drift that met no limit in its first one meets none
+        now_checked = min(now, self._drift.t0 + _LIMIT_HORIZON_S)
+        self._limits_from = max(self._limits_from, now)
+        if now_checked < start:
             return
-        self._limits_from = now
+        now = now_checked
         hit, reason = None, self._limit_at(start)
         if reason is not None:
             hit = start
         else:
             t = start
-            while t < now:  # a star sets or crosses the meridian once in 5 minutes at most
+            while t < now:  # beyond a limit a tracking tube stays far longer than a step: none is stepped over
                 t_next = min(t + _LIMIT_STEP_S, now)
                 reason = self._limit_at(t_next)
                 if reason is not None:

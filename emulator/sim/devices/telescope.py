@@ -89,8 +89,12 @@ def wrap12(hours: float) -> float:
 
 def gmst_hours(utc: datetime) -> float:
     """Greenwich mean sidereal time (hours) of a UTC instant; good to well under a second."""
-    days = (utc.timestamp() - _J2000_UNIX) / 86400.0
-    return wrap24(18.697374558 + 24.06570982441908 * days)
+    return gmst_hours_unix(utc.timestamp())
+
+
+def gmst_hours_unix(unix_s: float) -> float:
+    """:func:`gmst_hours` of a Unix time (seconds): no datetime arithmetic, for the hot paths."""
+    return wrap24(18.697374558 + 24.06570982441908 * ((unix_s - _J2000_UNIX) / 86400.0))
 
 
 def hadec_to_altaz(ha_hours: float, dec_deg: float, lat_deg: float) -> tuple[float, float]:
@@ -323,6 +327,7 @@ class Telescope(Device):
         # UTC of sim time 0, so that UTC at any sim time is exact arithmetic (no second clock read)
         self._utc_base = clock.utcnow() - timedelta(seconds=now)
         self._utc_offset = timedelta(0)  # set by writing UTCDate
+        self._unix_base = self._utc_base.timestamp()  # the same instant, plus the offset, as Unix seconds
         self._lat = config.site_latitude
         self._lon = config.site_longitude
         self._elev = config.site_elevation
@@ -368,7 +373,7 @@ class Telescope(Device):
         return self._utc_base + timedelta(seconds=t) + self._utc_offset
 
     def _lst_at(self, t: float) -> float:
-        return wrap24(gmst_hours(self._utc_at(t)) + self._lon / 15.0)
+        return wrap24(gmst_hours_unix(self._unix_base + t) + self._lon / 15.0)
 
     def _to_frame(self, frame: str, c: float, from_frame: str, t: float) -> float:
         """Convert an RA or HA (hours) between frames at sim time ``t`` (RA = LST - HA)."""
@@ -436,7 +441,8 @@ class Telescope(Device):
         if now_checked < start:
             return
         now = now_checked
-        hit, reason = None, self._limit_at(start)
+        # from the start of a new drift (a sync may have moved the mount) it has not been checked yet
+        hit, reason = None, self._limit_at(start) if start == self._drift.t0 else None
         if reason is not None:
             hit = start
         else:
@@ -800,6 +806,7 @@ class Telescope(Device):
             utc -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         now = self._update()
         self._utc_offset = utc - (self._utc_base + timedelta(seconds=now))
+        self._unix_base = self._utc_base.timestamp() + self._utc_offset.total_seconds()
 
     # -- where the mount points ------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ Python and over the control API.
 
 from __future__ import annotations
 
+import time
+
+import pytest
 import requests
 
 from emulator import Emulator
@@ -49,3 +52,20 @@ def test_no_shadow_when_one_rule_acts():
         first, second = emu.traffic.entries()
         assert (first.rules, first.shadowed, second.rules, second.shadowed) == (["only"], [], [], [])
         assert first.as_dict()["shadowed"] == []
+
+
+def test_latency_bandwidth_and_truncate_compose():
+    """The README's example: the client waits, then gets half a reply slowly, then the close."""
+    with Emulator(CONFIG) as emu:
+        url = f"{emu.url}/management/v1/description"
+        size = len(requests.get(url, timeout=5).content)
+        emu.faults.add(name="wait", match={"device_type": "management"}, action={"kind": "latency", "ms": 200})
+        emu.faults.add(name="link", match={"device_type": "management"}, action={"kind": "bandwidth", "bytes_per_s": 1000})
+        emu.faults.add(name="cut", match={"device_type": "management"}, action={"kind": "truncate", "fraction": 0.5})
+        emu.faults.add(name="also", match={"device_type": "management"}, action={"kind": "bad_json"})
+        t0 = time.monotonic()
+        with pytest.raises(requests.exceptions.RequestException):
+            requests.get(url, timeout=5).content
+        assert time.monotonic() - t0 >= 0.2 + (size // 2) / 1000
+        (entry,) = emu.traffic.entries(device_type="management")[1:]
+        assert (entry.rules, entry.shadowed, entry.outcome) == (["wait", "link", "cut"], ["also"], "truncated")

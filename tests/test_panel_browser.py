@@ -147,6 +147,12 @@ def test_state_changes_show_without_reload_and_controls_set_state(page, emu):
     page.find_element(By.CSS_SELECTOR, ".device[data-device='safetymonitor/0'] input[data-set='IsSafe']").click()
     until(page, lambda d: cell(d, "safetymonitor/0", "IsSafe").text == "true", "IsSafe true")
     assert SafetyMonitor(emu.address, 0).IsSafe is True
+    if "IsSafeOverride" in emu.get_state("safetymonitor"):  # IsSafe overrides the weather until released
+        row = page.find_element(By.CSS_SELECTOR, ".device[data-device='safetymonitor/0'] tr[data-key='IsSafe']")
+        until(page, lambda d: "pinned" in row.get_attribute("class"), "IsSafe overridden")
+        row.find_element(By.CSS_SELECTOR, "button.unpin").click()
+        until(page, lambda d: "pinned" not in row.get_attribute("class"), "IsSafe released")
+        assert emu.get_state("safetymonitor")["IsSafeOverride"] is None
     # a weather pin, and a bad one named by the device
     card = page.find_element(By.CSS_SELECTOR, ".device[data-device='observingconditions/0']")
     pin = card.find_element(By.CSS_SELECTOR, "form.pin")

@@ -87,20 +87,27 @@
         cell.classList.toggle("long", cell.textContent.length > 12);
         row.classList.toggle("yes", value === true);
         row.classList.toggle("no", value === false);
-        row.classList.toggle("pinned", Object.prototype.hasOwnProperty.call(pinned, name));
-        const kind = dev.settable[name];
+        const override = dev.state[`${name}Override`];
+        row.classList.toggle("pinned", Object.prototype.hasOwnProperty.call(pinned, name) || (override !== undefined && override !== null));
+        const kind = controlKind(dev.settable[name], value);
         if (kind && kind !== "dict") ensureControl(row, key, name, kind, value);
       }
-      const pinnable = Object.keys(dev.settable).filter((name) => dev.settable[name] === "object");
+      const pinnable = Object.keys(dev.settable).filter((name) => controlKind(dev.settable[name], dev.state[name]) === "object");
       if (pinnable.length && !card.querySelector("form.pin")) card.append(buildPinForm(key, pinnable));
       if (dev.device_type === "camera") updatePreview(card, dev);
     }
   }
 
+  // "object" settables take a value or null (back to the simulation): a boolean one (IsSafe over
+  // the weather) is a tick box with an undo, a number one (a weather pin) goes in the pin form.
+  function controlKind(kind, value) {
+    return kind === "object" && typeof value === "boolean" ? "override" : kind;
+  }
+
   function ensureControl(row, key, name, kind, value) {
     const cell = row.querySelector("td.control");
     if (!cell.firstChild) cell.append(buildControl(key, name, kind));
-    if (kind === "bool") {
+    if (kind === "bool" || kind === "override") {
       const box = cell.querySelector("input");
       if (box.dataset.busy !== "1") box.checked = value === true;
     }
@@ -113,10 +120,14 @@
         onchange: (ev) => setState(key, { [name]: ev.target.checked }, ev.target),
       });
     }
-    if (kind === "object") {  // a weather pin: set in the card's pin form, undone here
-      const unpin = el("button", { type: "button", class: "unpin", text: "unpin", title: `let ${name} drift again` });
+    if (kind === "object" || kind === "override") {  // pinned here or in the pin form; unpinned here
+      const unpin = el("button", { type: "button", class: "unpin", text: kind === "object" ? "unpin" : "release",
+        title: `back to the simulated ${name}` });
       unpin.addEventListener("click", () => setState(key, { [name]: null }, unpin));
-      return unpin;
+      if (kind === "object") return unpin;
+      const box = el("input", { type: "checkbox", "data-set": name, title: `set ${name}` });
+      box.addEventListener("change", () => setState(key, { [name]: box.checked }, box));
+      return el("span", {}, unpin, " ", box);
     }
     const input = el("input", { "data-set": name, size: 7, placeholder: kind, "aria-label": `new ${name}` });
     const form = el("form", { class: "set" }, input, el("button", { type: "submit", text: "set" }));

@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "images": (["--rounds", "7", "--big-rounds", "1"], ["--rounds", "2", "--big", "2048", "--big-rounds", "1"]),
     "polling": (["--duration", "20", "--rounds", "2"], ["--duration", "6", "--rounds", "2"]),
     "fault_timing": (["--requests", "15", "--rounds", "4"], ["--requests", "5", "--rounds", "2"]),
+    "render": (["--rounds", "5", "--answers-rounds", "3"], ["--rounds", "2", "--sizes", "2048", "--answers-size", "2048", "--answers-rounds", "1"]),
 }
 
 
@@ -83,6 +84,15 @@ def _summary(results: dict[str, Any]) -> list[str]:
     if r:
         line("300 ms latency rule at the client: median within 10 ms", f"{r['median ms']:.1f} ms (no rule {r['baseline median ms']:.1f} ms)", abs(r["median ms"] - r["target"]) <= 10)
         line("  ... p99 within 30 ms", f"{r['p99 ms']:.1f} ms (emulator's own p99 {r['server p99 ms']:.1f} ms)", abs(r["p99 ms"] - r["target"]) <= 30)
+    r = results.get("render") or {}
+    for size, limit in ((2048, 150), (4096, 600)):
+        if f"{size} time" in r:
+            t = r[f"{size} time"]
+            line(f"{size}x{size} sky render (<= {limit} ms)", f"{t['sky ms']:.0f} ms (numpy noise draw {t['numpy ms']:.0f}, old {t['old ms']:.0f})", t["sky ms"] <= limit)
+            line(f"  ... peak memory (<= 3 frames)", f"{r[f'{size} memory frames']:.2f} frames", r[f"{size} memory frames"] <= 3)
+    if "answers" in r:
+        a = r["answers"]
+        line("other devices while a frame renders (median < 5 ms)", f"{a['busy ms']:.2f} ms (idle {a['idle ms']:.2f} ms)", a["busy ms"] < 5)
     return lines
 
 

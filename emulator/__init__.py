@@ -28,6 +28,7 @@ from emulator.http.app import build_app
 from emulator.http.auth import AuthMiddleware, Credentials
 from emulator.http.management import ServerDescription
 from emulator.http.protocol import ServerTransactions
+from emulator.panel import add_panel_routes
 from emulator.serve.discovery import DiscoveryResponder
 from emulator.serve.recording import Recorder
 from emulator.serve.certificate import make_self_signed
@@ -141,7 +142,8 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         cfg = self.config
-        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed, sunlight=cfg.emulator.sunlight)
+        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed, sunlight=cfg.emulator.sunlight,
+                                 start_utc=cfg.emulator.start_utc)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
         middleware: list = [FaultMiddleware()]
@@ -151,6 +153,9 @@ class Emulator:
                              lenient_ids=settings.lenient_ids, alpaca_simulators_api=settings.alpaca_simulators_api)
         if self.control:
             add_control_routes(self.app, self, self.control_token)
+            # the web panel takes / unless the profile's own API answers it (alpaca-simulators' JSON)
+            at_root = not settings.alpaca_simulators_api
+            add_panel_routes(self.app, self, self.registry, self.control_token, settings.server_name, at_root=at_root)
             if self.control_token is None and not is_loopback(self.host):
                 log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
         if not self._config_rules_added:
@@ -168,8 +173,12 @@ class Emulator:
                 served, self.host, self._requested_port, threads=self._threads, layer=layer, ssl_context=ssl_context
             )
             if self.control and self.requested_control_port is not None:
+                def panel(app: Any) -> None:  # the panel at the control port's /, where no rule reaches it
+                    add_panel_routes(app, self, self.registry, self.control_token, settings.server_name, setup_pages=False)
+
                 self._control = ControlListener(
-                    self, self.host, self.requested_control_port, self.control_token, ssl_context, self.registry.clock
+                    self, self.host, self.requested_control_port, self.control_token, ssl_context, self.registry.clock,
+                    mount=panel,
                 )
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
@@ -264,6 +273,17 @@ class Emulator:
         return self._control.url if self._control is not None else f"{self.url}/emulator/v1"
 
     @property
+    def panel_url(self) -> str | None:
+        """The web panel: on the control API's own port if there is one (no rule reaches it), else
+        on the devices' port; None with the control API off."""
+        self._running()
+        if not self.control:
+            return None
+        if self._control is not None:
+            return self._control.url.removesuffix("/emulator/v1") + "/"
+        return f"{self.url}/" if not self.config.emulator.alpaca_simulators_api else f"{self.url}/emulator/panel"
+
+    @property
     def clock(self):
         return self.registry.clock
 
@@ -276,6 +296,11 @@ class Emulator:
         if dev is None:
             raise KeyError(f"no {device_type} device {number} in this emulator")
         return dev
+
+    def devices(self) -> list:
+        """Every simulated device model, as configured."""
+        self._running()
+        return list(self.registry)
 
     def get_state(self, device_type: str, number: int = 0) -> dict[str, Any]:
         dev = self.device(device_type, number)

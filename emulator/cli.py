@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if emu.control:
         for line in control_lines(emu.url, emu.control_url if emu.control_port is not None else None, bool(emu.control_token)):
             print(line, flush=True)
+        print(f"web panel on {emu.panel_url}", flush=True)
     if emu.record is not None:
         print(f"recording to {emu.record}", flush=True)
     if emu.discovery_port is not None:

@@ -13,17 +13,20 @@
     GET    /emulator/v1/traffic                 the request log; filters as query parameters:
                                                 device_type, device_number, member, verb, since, rule, limit
     DELETE /emulator/v1/traffic                 clear it
+    GET    /emulator/v1/devices                 every device: type, number, name, state, settable names
     GET    /emulator/v1/devices/{type}/{n}/state   simulated state, e.g. {"IsSafe": true, ...}
     PUT    /emulator/v1/devices/{type}/{n}/state   set some of it: {"IsSafe": false}
     POST   /emulator/v1/reset                   configured device state back, every rule removed
+    GET    /emulator/v1/camera/{n}/preview.png  the camera's latest frame as a PNG (404 before the first)
 
 It lives outside ``/api/`` and ``/management/`` so a conformance checker never sees it, and its
 errors are JSON with a 4xx status (the Alpaca 400-plain-text rule is for the Alpaca namespace).
 Fault rules never match it and the traffic log never records it. It is served twice: on the
 devices' port (compatibility; an outage of that port, ``refuse``/``down``, takes it away for the
 outage's window) and, with ``control_port``, on a listener of its own (:class:`ControlListener`)
-that no fault layer serves, so no rule can reach it and a rule can always be removed. Access: with a token, every call needs ``Authorization: Bearer <token>`` (or
-``X-Control-Token``); without one, only loopback clients are served.
+that no fault layer serves, so no rule can reach it and a rule can always be removed. Access
+(:func:`access_error`): with a token, every call needs ``Authorization: Bearer <token>`` (or
+``X-Control-Token``, or the web panel's cookie); without one, only loopback clients are served.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ import hmac
 import ipaddress
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import falcon
 
 from emulator.faults.engine import FaultSet
 from emulator.faults.rules import FaultRuleError
+from emulator.http.png import encode_png, from_imagearray
 from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
@@ -46,6 +50,11 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/emulator/v1"
 JSON = "application/json"
+#: The cookie the web panel sets from a token typed into its form (HttpOnly, SameSite=Strict), so
+#: a browser's fetches carry the token without the page's script ever holding it.
+TOKEN_COOKIE = "emulator_control_token"
+#: The longer side of a camera preview, in pixels: larger frames are binned down to fit.
+PREVIEW_MAX_SIDE = 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -78,6 +87,28 @@ def _read_json(req: falcon.Request, resp: falcon.Response) -> tuple[bool, Any]:
         return False, None
 
 
+def token_matches(given: str, token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def access_error(req: falcon.Request, token: str | None) -> tuple[int, str] | None:
+    """Why ``req`` may not steer the emulator, as (status, message); None when it may.
+
+    With a token: the bearer header, ``X-Control-Token`` or the panel's cookie must carry it
+    (401). Without one: loopback clients only (403). The web panel applies the same rule."""
+    if token is None:
+        if is_loopback(req.remote_addr or ""):
+            return None
+        return 403, "the control API is served beyond loopback only with a control token (--control-token)"
+    given = req.get_header("X-Control-Token") or ""
+    auth = req.get_header("Authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if token_matches(given, token) or token_matches(req.cookies.get(TOKEN_COOKIE, ""), token):
+        return None
+    return 401, "missing or wrong control token (send 'Authorization: Bearer <token>')"
+
+
 class Steerable(Protocol):
     """What the control API steers (an :class:`emulator.Emulator`)."""
 
@@ -85,6 +116,8 @@ class Steerable(Protocol):
     traffic: TrafficLog
 
     def device(self, device_type: str, number: int = 0) -> Any: ...
+
+    def devices(self) -> list[Any]: ...
 
     def reset(self) -> None: ...
 
@@ -96,19 +129,10 @@ class _Resource:
 
     def allowed(self, req: falcon.Request, resp: falcon.Response) -> bool:
         """Token check, or loopback-only when there is no token; answers 401/403 itself."""
-        if self.token is None:
-            if is_loopback(req.remote_addr or ""):
-                return True
-            _error(resp, 403, "the control API is served beyond loopback only with a control token (--control-token)")
-            return False
-        given = req.get_header("X-Control-Token") or ""
-        auth = req.get_header("Authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
-            return True
-        _error(resp, 401, "missing or wrong control token (send 'Authorization: Bearer <token>')")
-        return False
+        refused = access_error(req, self.token)
+        if refused is not None:
+            _error(resp, *refused)
+        return refused is None
 
 
 class FaultsResource(_Resource):
@@ -250,6 +274,56 @@ class TrafficResource(_Resource):
             _send(resp, 200, {"removed": n})
 
 
+class DevicesResource(_Resource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.allowed(req, resp):
+            return
+        out = []
+        for dev in sorted(self.emu.devices(), key=lambda d: (d.device_type, d.number)):
+            with dev.lock:
+                state = dev.get_state()
+                settable = {name: kind.__name__ for name, (kind, _) in dev.state_setters().items()}
+            out.append({"device_type": dev.device_type, "device_number": dev.number, "name": dev.name,
+                        "state": state, "settable": settable})
+        _send(resp, 200, out)
+
+
+class PreviewResource(_Resource):
+    """The camera's latest frame for a person to look at: stretched, binned to fit, PNG."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, device_number: str) -> None:
+        if not self.allowed(req, resp):
+            return
+        if not device_number.isdigit():
+            _error(resp, 404, f"device number must be a non-negative integer, got {device_number!r}")
+            return
+        try:
+            cam = self.emu.device("camera", int(device_number))
+        except KeyError as exc:
+            _error(resp, 404, str(exc.args[0]) if exc.args else "no such camera")
+            return
+        with cam.lock:
+            frame = cam.latest_frame()
+        if frame is None:
+            _error(resp, 404, f"camera {int(device_number)} has no frame yet: take an exposure and wait for ImageReady")
+            return
+        resp.status = 200
+        resp.content_type = "image/png"
+        resp.cache_control = ["no-store"]
+        resp.data = encode_png(_fit(from_imagearray(frame), PREVIEW_MAX_SIDE))
+
+
+def _fit(picture: Any, max_side: int) -> Any:
+    """``picture`` (rows, columns[, planes]) binned by the smallest whole factor that fits ``max_side``."""
+    rows, cols = picture.shape[:2]
+    factor = -(-max(rows, cols) // max_side)
+    if factor <= 1:
+        return picture
+    rows, cols = rows // factor * factor, cols // factor * factor
+    cut = picture[:rows, :cols].astype("float64")
+    return cut.reshape(rows // factor, factor, cols // factor, factor, *cut.shape[2:]).mean(axis=(1, 3))
+
+
 class StateResource(_Resource):
     def _device(self, resp: falcon.Response, device_type: str, device_number: str):
         if not device_number.isdigit():
@@ -305,8 +379,10 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     app.add_route(f"{PREFIX}/faultsets", FaultSetsResource(emu, token))
     app.add_route(f"{PREFIX}/faultsets/{{name}}", FaultSetResource(emu, token))
     app.add_route(f"{PREFIX}/traffic", TrafficResource(emu, token))
+    app.add_route(f"{PREFIX}/devices", DevicesResource(emu, token))
     app.add_route(f"{PREFIX}/devices/{{device_type}}/{{device_number}}/state", StateResource(emu, token))
     app.add_route(f"{PREFIX}/reset", ResetResource(emu, token))
+    app.add_route(f"{PREFIX}/camera/{{device_number}}/preview.png", PreviewResource(emu, token))
 
     def unknown(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
         _error(resp, 404, f"{req.method} {req.path} is not part of the control API (see emulator/control.py)")
@@ -314,8 +390,9 @@ def add_control_routes(app: falcon.App, emu: Steerable, token: str | None = None
     app.add_sink(unknown, "/emulator/")
 
 
-def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
-    """A Falcon app that serves the control API alone (no device, no middleware)."""
+def control_app(emu: Steerable, token: str | None = None, mount: Callable[[falcon.App], None] | None = None) -> falcon.App:
+    """A Falcon app that serves the control API alone (no device, no middleware); ``mount`` adds
+    routes of the operator's beside it (the emulator's web panel)."""
     app = falcon.App()
 
     def elsewhere(req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
@@ -323,6 +400,8 @@ def control_app(emu: Steerable, token: str | None = None) -> falcon.App:
 
     app.add_sink(elsewhere, "/")
     add_control_routes(app, emu, token)
+    if mount is not None:
+        mount(app)
     return app
 
 
@@ -336,7 +415,8 @@ class ControlListener:
     """
 
     def __init__(
-        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None
+        self, emu: Steerable, host: str, port: int, token: str | None = None, ssl_context: Any = None, clock: Any = None,
+        mount: Callable[[falcon.App], None] | None = None,
     ) -> None:
         layer = None
         if ssl_context is not None:
@@ -344,7 +424,7 @@ class ControlListener:
             layer = FaultLayer(FaultSet(clock), TrafficLog(1), clock)
         self.https = ssl_context is not None
         try:
-            self._server = BackgroundServer(control_app(emu, token), host, port, threads=2, layer=layer, ssl_context=ssl_context)
+            self._server = BackgroundServer(control_app(emu, token, mount), host, port, threads=2, layer=layer, ssl_context=ssl_context)
         except OSError as exc:  # say which port it was: the devices' one is bound already
             raise OSError(exc.errno, f"control port {port}: {exc.strerror or exc}") from None
         self.host, self.port = self._server.host, self._server.port

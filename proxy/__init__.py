@@ -191,6 +191,10 @@ class Proxy:
     def device(self, device_type: str, number: int = 0) -> Any:
         raise KeyError(f"the proxy simulates no devices: {device_type} {number} is the upstream's ({self.upstream_host}:{self.upstream_port})")
 
+    def devices(self) -> list:
+        """None: the devices are the upstream's."""
+        return []
+
     def reset(self) -> None:
         """Remove every fault rule (the upstream's devices are not the proxy's to reset)."""
         self.faults.clear()

@@ -190,7 +190,10 @@ def test_issafe_put_of_an_absent_device_is_a_400(sims):
 
 def test_the_default_profile_serves_none_of_them():
     with Emulator({"devices": [{"type": "safetymonitor", "connected": True}]}) as emu:
-        for verb, path in [("GET", "/"), ("GET", "/reload"), ("GET", "/sunlight"), ("PUT", "/sunlight?state=true")]:
+        # / is the web panel there (HTML), not the original simulator's JSON
+        assert requests.get(f"{emu.url}/", timeout=TIMEOUT).headers["Content-Type"].startswith("text/html")
+        assert requests.put(f"{emu.url}/", timeout=TIMEOUT).status_code == 400
+        for verb, path in [("GET", "/reload"), ("GET", "/sunlight"), ("PUT", "/sunlight?state=true")]:
             r = requests.request(verb, f"{emu.url}{path}", timeout=TIMEOUT)
             assert r.status_code == 400 and "not a valid Alpaca path" in r.text, path
         r = put_issafe(emu, "false")

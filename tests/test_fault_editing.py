@@ -41,7 +41,7 @@ def test_patch_changes_parameters_and_keeps_counters_id_and_order(emu):
     r = _patch(emu, first["id"], {"action": {"ms": 250}})
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert doc["action"] == {"kind": "latency", "ms": 250.0, "jitter_ms": 0.0}
+    assert doc["action"] == {"kind": "latency", "ms": 250.0, "jitter_ms": 0.0, "direction": "downstream"}
     assert (doc["id"], doc["name"], doc["matched"], doc["fired"], doc["created_s"]) == (
         first["id"], "slow", 3, 3, first["created_s"])
     assert _name(emu) == 200

@@ -63,7 +63,7 @@ def test_cache_keeps_creation_order_and_counts_shadowed_rules():
     for _ in range(3):  # the second and third evaluations come from the cache
         plan = faults.evaluate_request("GET", "/api/v1/safetymonitor/0/issafe")
         assert plan is not None and plan.action.kind == "http_status" and plan.fired == ["a", "slow"]
-        assert plan.latency_s == pytest.approx(0.010)
+        assert plan.reply_delay_s == pytest.approx(0.010)  # latency is downstream by default
     assert (first.fired, slow.fired, second.fired, second.matched, other.matched) == (3, 3, 0, 3, 0)
     # evaluate(info) and evaluate_request(verb, path) agree and share the counters
     plan = faults.evaluate(request_info("GET", "/api/v1/safetymonitor/0/issafe"))

@@ -70,7 +70,7 @@ def test_latency_jitter_is_seeded_and_bounded(emu):
 def _jitter_delays(emu: Emulator, seed: int, n: int = 20) -> list[float]:
     with emu.faults.add(action={"kind": "latency", "ms": 50, "jitter_ms": 100}, trigger={"seed": seed}):
         info = request_info("GET", ISSAFE)
-        return [emu.faults.evaluate(info).latency_s for _ in range(n)]
+        return [emu.faults.evaluate(info).reply_delay_s for _ in range(n)]  # downstream: the answer waits
 
 
 _JITTER_CHILD = f"""
@@ -79,7 +79,7 @@ from emulator import Emulator
 from emulator.faults import request_info
 emu = Emulator({{"devices": [{{"type": "safetymonitor"}}]}})  # not started: its rules decide all the same
 with emu.faults.add(action={{"kind": "latency", "ms": 50, "jitter_ms": 100}}, trigger={{"seed": 3}}):
-    print(json.dumps([emu.faults.evaluate(request_info("GET", "{ISSAFE}")).latency_s for _ in range(20)]))
+    print(json.dumps([emu.faults.evaluate(request_info("GET", "{ISSAFE}")).reply_delay_s for _ in range(20)]))
 """
 
 

@@ -306,6 +306,6 @@ def test_every_action_kind_is_a_registered_unit():
         assert cls.stage in STAGES, kind
         if cls.terminal:
             assert cls.apply is not FaultAction.apply, kind
-        else:
-            assert callable(getattr(cls, "delay_s", None)), kind
-    assert [k for k in ACTION_KINDS if not REGISTRY[k].terminal] == ["latency"]
+        else:  # a non-terminal kind shapes the plan (a delay, a rate cap)
+            assert cls.shape is not FaultAction.shape, kind
+    assert [k for k in ACTION_KINDS if not REGISTRY[k].terminal] == ["latency", "bandwidth"]

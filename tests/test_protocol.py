@@ -88,8 +88,11 @@ def test_bad_path_is_400_text(emu, path):
     assert_400_text(requests.put(emu.url + path, data={"Connected": "true"}, timeout=TIMEOUT))
 
 
-def test_root_is_400_not_404(emu):
-    assert_400_text(requests.get(emu.url + "/", timeout=TIMEOUT), "not a valid Alpaca path")
+def test_root_is_the_panel_and_other_paths_400_not_404(emu):
+    # / is the web panel (tests/test_panel.py); any other non-Alpaca path keeps the 400 rule
+    assert requests.get(emu.url + "/", timeout=TIMEOUT).headers["Content-Type"].startswith("text/html")
+    assert_400_text(requests.get(emu.url + "/index.html", timeout=TIMEOUT), "not a valid Alpaca path")
+    assert_400_text(requests.put(emu.url + "/", timeout=TIMEOUT))
 
 
 def test_unknown_device_type(emu):

@@ -10,11 +10,12 @@ fault middleware carries out its request and response-content stages (see
 own listener (``control_port``) no fault layer serves it at all, so a rule can always be removed
 again, even during an outage of the devices' port.
 
-Composition, when several rules match one request: every firing non-terminal rule (``latency``)
-adds its delay (they add up); then the first firing *terminal* rule (any other kind), in the
-order the rules were added, decides what happens after the delay. A later terminal rule that
+Composition, when several rules match one request: every firing non-terminal rule shapes the
+request (``latency`` adds its delay, per direction; ``bandwidth`` caps its direction's rate, the
+lowest cap wins); then the first firing *terminal* rule (any other kind), in the order the rules
+were added, decides what happens, within that shaping. A later terminal rule that
 would also have fired is shadowed: its match counter and random sequence advance, but it is not
-counted as fired and not named in the traffic log.
+counted as fired; the traffic log names it under ``shadowed`` (the winners under ``rules``).
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.
@@ -69,20 +70,35 @@ NOT_NOTED: Any = type("_NotNoted", (), {"__repr__": lambda self: "<not noted>", 
 
 @dataclass
 class Plan:
-    """What the faults decided for one request: a total delay, then at most one terminal action.
+    """What the faults decided for one request: its shaping (delays, rate caps) and at most one
+    terminal action.
 
+    ``latency_s`` is waited before the app reads the request, ``reply_delay_s`` after it answered
+    (before a connection-stage action, which leaves no answer to hold, both are waited first);
+    ``rate_up``/``rate_down`` cap the request's and the reply's bytes per second (None: no cap).
     ``error_number`` is where the fault middleware notes the ErrorNumber of the app's own reply
     before a response-content action breaks it, so the traffic log shows what the device said.
     """
 
     latency_s: float = 0.0
+    reply_delay_s: float = 0.0
+    rate_up: float | None = None
+    rate_down: float | None = None
     action: FaultAction | None = None  # None: answer normally (after the delay)
     fired: list[str] = field(default_factory=list)
+    #: Rules that would have fired but did not act: a terminal rule earlier in the order won.
+    shadowed: list[str] = field(default_factory=list)
     error_number: Any = NOT_NOTED
 
     @property
     def stage(self) -> str | None:
-        return self.action.stage if self.action is not None else None
+        """The stage of its terminal action (:attr:`FaultAction.acts_at`), None without one."""
+        return self.action.acts_at if self.action is not None else None
+
+    @property
+    def holds_reply(self) -> bool:
+        """Whether the app's answer must be taken whole before it is sent (to hold or to pace it)."""
+        return self.reply_delay_s > 0 or self.rate_down is not None or self.stage == "response-bytes"
 
 
 def fire_limit(spec: RuleSpec) -> int | None:
@@ -372,11 +388,12 @@ class FaultSet:
                     plan = Plan()
                 action = rule.spec.action
                 if not action.terminal:
-                    plan.latency_s += action.delay_s(rule._jitter_rng)
+                    action.shape(plan, rule._jitter_rng)
                 elif plan.action is None:
                     plan.action = action
-                else:
-                    continue  # shadowed by an earlier terminal rule
+                else:  # shadowed by an earlier terminal rule
+                    plan.shadowed.append(rule.name)
+                    continue
                 rule.fired_now(action)
                 plan.fired.append(rule.name)
         return plan

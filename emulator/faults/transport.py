@@ -1,4 +1,4 @@
-"""Fault actions below HTTP: on the connection, on the reply's bytes, on discovery datagrams.
+"""Fault actions below HTTP: on the connection, on the request's or the reply's bytes, on discovery.
 
 Each ``apply`` says what happens in terms of a few primitives that the socket layer
 (:mod:`emulator.serve.sockets`) or the discovery responder offers; none of them touches a socket
@@ -8,7 +8,7 @@ itself. Durations here are wall-clock, because clients time out on real clocks.
 from __future__ import annotations
 
 import random
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -35,6 +35,23 @@ class Connection(Protocol):
         when ``close_open``. The tripping request is closed unanswered."""
 
 
+class RequestIn(Protocol):
+    """What the socket layer offers a request-bytes action: the request, before the app reads it.
+
+    ``params`` are the bytes that carry its parameters: the form body of a request that has one,
+    else the query string. ``size`` is the whole request's length on the wire (request line,
+    headers, body)."""
+
+    params: bytes
+    size: int
+
+    def hold(self, seconds: float) -> None:
+        """Give the request to the app ``seconds`` later (its bytes are still arriving). Holds no worker."""
+
+    def replace(self, params: bytes) -> None:
+        """The app reads ``params`` instead (the rest was lost on the way)."""
+
+
 class ReplyOut(Protocol):
     """What the socket layer offers a response-bytes action: the app's whole answer, unsent."""
 
@@ -50,18 +67,30 @@ class ReplyOut(Protocol):
 # -- connection -------------------------------------------------------------------------------------
 
 
+Direction = Literal["downstream", "upstream"]
+_DIRECTION = "downstream: on the reply (default); upstream: on the request's bytes, before the app reads them"
+
+
 @register
 class Latency(FaultAction):
-    """Delay the request; every firing latency rule adds its delay. Holds no worker while waiting."""
+    """Delay the request (upstream: before the app; downstream: the app answers at once and its
+    answer waits); firing latency rules add up. Holds no worker while waiting."""
 
     kind: Literal["latency"]
-    ms: float = Field(ge=0, le=3_600_000, description="Delay before the request is handled, wall ms")
+    ms: float = Field(ge=0, le=3_600_000, description="Delay, wall ms")
     jitter_ms: float = Field(0, ge=0, le=3_600_000, description="Plus a seeded uniform 0..jitter_ms")
+    direction: Direction = Field("downstream", description=_DIRECTION)
     stage = "connection"
     terminal = False
 
     def delay_s(self, rng: random.Random) -> float:
         return self.ms / 1000.0 + (rng.uniform(0, self.jitter_ms) / 1000.0 if self.jitter_ms else 0.0)
+
+    def shape(self, plan: Any, rng: random.Random) -> None:
+        if self.direction == "upstream":
+            plan.latency_s += self.delay_s(rng)
+        else:
+            plan.reply_delay_s += self.delay_s(rng)
 
 
 @register
@@ -137,28 +166,70 @@ class Down(_Outage):
     close_open = True
 
 
-# -- the reply's bytes ------------------------------------------------------------------------------
+@register
+class Bandwidth(FaultAction):
+    """Cap the bytes per second of the reply (downstream: status line, headers and body leave at
+    most this fast; holds a worker while sending, as a slow link does) or of the request
+    (upstream: the app gets it when its bytes would have arrived; holds no worker). Several
+    bandwidth rules: the lowest cap of each direction wins."""
+
+    kind: Literal["bandwidth"]
+    bytes_per_s: float = Field(gt=0, le=1e12, description="At most this many bytes per wall second")
+    direction: Direction = Field("downstream", description=_DIRECTION)
+    stage = "connection"
+    terminal = False
+
+    def shape(self, plan: Any, rng: random.Random) -> None:
+        attr = "rate_up" if self.direction == "upstream" else "rate_down"
+        cap = getattr(plan, attr)
+        setattr(plan, attr, self.bytes_per_s if cap is None else min(cap, self.bytes_per_s))
+
+
+# -- the request's or the reply's bytes ---------------------------------------------------------------
+
+
+class _Directed(FaultAction):
+    """A kind that acts on the reply's bytes (downstream) or on the request's (upstream)."""
+
+    direction: Direction = Field("downstream", description=_DIRECTION)
+    stage = "response-bytes"
+
+    @property
+    def acts_at(self) -> str:  # type: ignore[override]
+        return "request-bytes" if self.direction == "upstream" else "response-bytes"
 
 
 @register
-class Truncate(FaultAction):
+class Truncate(_Directed):
+    """Downstream: the reply's body is cut and the connection closed. Upstream: the app reads only
+    the first ``fraction`` of the request's parameters (the form body; without one, the query
+    string), as if the rest was lost, and answers what it got."""
+
     kind: Literal["truncate"]
-    fraction: float = Field(0.5, ge=0, lt=1, description="Share of the body sent before the close")
-    stage = "response-bytes"
+    fraction: float = Field(0.5, ge=0, lt=1, description="Share of the body (downstream) or parameters (upstream) kept")
     outcome = "truncated"
 
-    def apply(self, out: ReplyOut) -> None:
-        out.send(upto=int(len(out.body) * self.fraction))
+    def apply(self, target: Any) -> None:
+        if self.direction == "upstream":
+            target.replace(target.params[: int(len(target.params) * self.fraction)])
+        else:
+            target.send(upto=int(len(target.body) * self.fraction))
 
 
 @register
-class SlowBody(FaultAction):
-    kind: Literal["slow_body"]
-    bytes_per_s: float = Field(gt=0, description="Body bytes sent per wall second")
-    stage = "response-bytes"
+class SlowBody(_Directed):
+    """Downstream: the headers at once, the body at ``bytes_per_s`` (holds a worker). Upstream: the
+    request's parameters (the form body; without one, the query string) arrive at
+    ``bytes_per_s``, so the app gets the request that much later (holds no worker)."""
 
-    def apply(self, out: ReplyOut) -> None:
-        out.dribble(self.bytes_per_s)
+    kind: Literal["slow_body"]
+    bytes_per_s: float = Field(gt=0, description="Body bytes per wall second")
+
+    def apply(self, target: Any) -> None:
+        if self.direction == "upstream":
+            target.hold(len(target.params) / self.bytes_per_s)
+        else:
+            target.dribble(self.bytes_per_s)
 
 
 # -- discovery datagrams ----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 clients against devices that require them.
 
 Everything the emulator serves over HTTP is protected (the device API, the management API, the
-setup pages, OmniSim's simulator endpoints) except the control API (``/emulator/``), which keeps
-its own token rule so the operator is never locked out. A request without acceptable credentials
+setup pages, OmniSim's simulator endpoints) except the control API (``/emulator/``) and the web
+panel at ``/``, which keep the control API's token rule so the operator is never locked out. A request without acceptable credentials
 is answered ``401`` with a plain-text reason and one ``WWW-Authenticate`` challenge per accepted
 scheme. UDP discovery carries no credentials and answers as usual. Secrets are compared in
 constant time.
@@ -21,6 +21,8 @@ import falcon
 from emulator.http.protocol import TEXT
 
 UNPROTECTED_PREFIX = "/emulator/"
+#: The web panel's page: the operator's, under the control API's rule (emulator/panel.py).
+UNPROTECTED_PATHS = ("/",)
 REALM = "alpaca-rehearsal"
 
 
@@ -74,7 +76,7 @@ class AuthMiddleware:
         self.credentials = credentials
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path.startswith(UNPROTECTED_PREFIX):
+        if req.path.startswith(UNPROTECTED_PREFIX) or req.path in UNPROTECTED_PATHS:
             return
         authorization = req.get_header("Authorization")
         if authorization and self.credentials.accepts(authorization):

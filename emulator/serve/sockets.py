@@ -1,9 +1,12 @@
 """The layer below HTTP: fault stages that need the socket, inside waitress, and the traffic log.
 
-    connection ─> FaultChannel.service: log entry, Plan ─┬─ latency: a timer puts it back (no worker held)
-                                                         ├─ connection stage: hang, drop, reset, refuse, down
-                                                         └─ FaultTask ─> app (+ fault middleware) ─> write
-                                                              └─ response-bytes stage: truncate, slow_body
+    connection ─> FaultChannel.service: log entry, Plan
+                    ├─ upstream wait (latency, bandwidth, request-bytes: slow_body/truncate upstream):
+                    │    a timer puts it back, no worker held
+                    ├─ connection stage: hang, drop, reset, refuse, down
+                    ├─ downstream latency: the app answers now, a timer sends the held answer later
+                    └─ FaultTask ─> app (+ fault middleware) ─> write
+                         └─ response-bytes stage (truncate, slow_body), paced by a downstream bandwidth cap
 
 Why inside waitress and not a proxy in front of it. A proxy (asyncio or threads) would copy
 every byte twice and add a hop to every request, which the performance budget (server CPU per
@@ -20,15 +23,17 @@ Threading rules this module keeps:
 
 - Socket state (close, SO_LINGER, the listening socket) changes only on the loop thread; worker
   and timer threads hand it thunks through ``server.trigger.pull_trigger``.
-- Latency and hang never hold a worker thread: a delayed request is put back on the task queue
-  by a timer; a hung request is taken off the channel, whose socket stays open (its input is
-  discarded) until the client leaves or ``max_s`` passes.
+- Latency and hang never hold a worker thread: a delayed request (or a held answer) is put back
+  on the task queue by a timer; a hung request is taken off the channel, whose socket stays open
+  (its input is discarded) until the client leaves or ``max_s`` passes. Paced sending (slow_body,
+  a downstream bandwidth cap) holds its worker, as a slow server does.
 - One :class:`~emulator.serve.scheduler.Scheduler` thread per emulator, started on first use,
   runs all timers; it and every timer are gone after :meth:`FaultLayer.stop`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import struct
@@ -63,15 +68,49 @@ _APP_STAGES = ("request", "response-content")
 
 
 class _Ctx:
-    """Per-request state, kept on the waitress request object between the two service passes."""
+    """Per-request state, kept on the waitress request object between its service passes."""
 
-    __slots__ = ("plan", "entry", "t0", "done")
+    __slots__ = ("plan", "entry", "t0", "done", "reply", "cut")
 
     def __init__(self, plan: Plan | None, entry: TrafficEntry, t0: float) -> None:
         self.plan = plan
         self.entry = entry
         self.t0 = t0
         self.done = False
+        self.reply: Any = None  # the app's answer (status, headers, body), or what it raised, while held
+        self.cut: bytes | None = None  # the parameters the app reads instead (upstream truncate)
+
+
+class _RequestIn:
+    """The :class:`~emulator.faults.transport.RequestIn` of one request: its parameters' bytes and
+    its size on the wire, before the app reads them."""
+
+    __slots__ = ("request", "ctx", "has_body", "params", "held")
+
+    def __init__(self, request: Any, ctx: _Ctx) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.has_body = request.body_rcv is not None and request.content_length > 0
+        if self.has_body:
+            stream = request.get_body_stream()
+            pos = stream.tell()
+            self.params = stream.read()
+            stream.seek(pos)
+        else:
+            self.params = (request.query or "").encode("latin-1")
+        self.held = 0.0
+
+    @property
+    def size(self) -> int:
+        request = self.request
+        head = len(getattr(request, "first_line", b"")) + 4 + sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        return head + (request.content_length if self.has_body else 0)
+
+    def hold(self, seconds: float) -> None:
+        self.held += seconds
+
+    def replace(self, params: bytes) -> None:
+        self.ctx.cut = params
 
 
 class FaultLayer:
@@ -127,6 +166,7 @@ class FaultLayer:
         plan = self.faults.evaluate_request(verb, path)
         if plan is not None:
             entry.rules = plan.fired
+            entry.shadowed = plan.shadowed
         return _Ctx(plan, entry, time.monotonic())
 
     def finish(self, ctx: _Ctx) -> None:
@@ -158,6 +198,7 @@ class FaultLayer:
         plan = self.faults.evaluate(DISCOVERY_INFO)
         if plan is not None:
             entry.rules = plan.fired
+            entry.shadowed = plan.shadowed
             if plan.stage == "datagram":
                 reply = plan.action.apply(reply)
                 entry.outcome = plan.action.outcome or entry.outcome
@@ -240,29 +281,51 @@ class FaultTask(WSGITask):
     _sniff = False  # the answer goes out as the app writes it: take status and ErrorNumber from that
     body = b""
 
+    _rate: float | None = None  # the reply's bytes per second (a downstream bandwidth cap)
+
     def get_environment(self) -> dict:
         env = _wsgi_environment(self)
         ctx: _Ctx | None = self.request.fault_ctx
-        if ctx is not None and ctx.plan is not None and ctx.plan.stage in _APP_STAGES:
-            env[PLAN_KEY] = ctx.plan
+        if ctx is not None and ctx.plan is not None:
+            if ctx.plan.stage in _APP_STAGES:
+                env[PLAN_KEY] = ctx.plan
+            if ctx.cut is not None:
+                _cut_parameters(env, ctx.cut)
         return env
 
     def execute(self) -> None:
         ctx: _Ctx | None = self.request.fault_ctx
         plan = ctx.plan if ctx is not None else None
-        if self.discard or (plan is not None and plan.stage == "response-bytes"):
-            self._status, self._headers, self.body = self._call_app()
+        if self.discard or (plan is not None and plan.holds_reply):
+            reply = ctx.reply if not self.discard else None
+            if reply is None:
+                reply = self._call_app()
+            elif isinstance(reply, BaseException):
+                raise reply  # the app failed while its answer was to be held: as if it failed now
+            self._status, self._headers, self.body = reply
             entry = ctx.entry
             entry.status = _status_code(self._status)
-            entry.error_number = _error_number(self._headers, self.body)
+            noted = plan.error_number if plan is not None else NOT_NOTED
+            entry.error_number = noted if noted is not NOT_NOTED else _error_number(self._headers, self.body)
             if not self.discard:
                 self._ctx = ctx
-                entry.outcome = plan.action.outcome or entry.outcome
-                plan.action.apply(self)
+                self._rate = plan.rate_down
+                if plan.stage == "response-bytes":
+                    entry.outcome = plan.action.outcome or entry.outcome
+                    plan.action.apply(self)
+                else:
+                    self.send()
             return
         self._ctx = ctx
         self._sniff = True
         _wsgi_execute(self)
+
+    def take_answer(self) -> Any:
+        """Run the app now and keep its answer, or the exception it raised (for a held reply)."""
+        try:
+            return self._call_app()
+        except Exception as exc:  # noqa: BLE001 - raised again when the answer is due
+            return exc
 
     def finish(self) -> None:
         if not self.discard:
@@ -287,19 +350,31 @@ class FaultTask(WSGITask):
 
     def send(self, upto: int | None = None) -> None:
         self._prepare(len(self.body))
-        if upto is None:
-            self.write(self.body)
-            return
-        self.close_on_finish = True
-        self.write(self.body[:upto])
+        body = self.body
+        if upto is not None:
+            self.close_on_finish = True
+            body = body[:upto]
+        if self._rate is not None:
+            self._paced(body, self._rate, self._head_size() / self._rate)
+        else:
+            self.write(body)
 
     def dribble(self, bytes_per_s: float) -> None:
-        body = self.body
-        self._prepare(len(body))
+        self._prepare(len(self.body))
+        if self._rate is not None and self._rate < bytes_per_s:  # the link is slower than the server
+            self._paced(self.body, self._rate, self._head_size() / self._rate)
+        else:
+            self._paced(self.body, bytes_per_s, 0.0)
+
+    def _paced(self, body: bytes, bytes_per_s: float, head_wait_s: float) -> None:
+        """The headers after ``head_wait_s``, then the body at ``bytes_per_s`` (holds this worker)."""
+        stopping = self.channel.server.layer.stopping
+        if head_wait_s and (stopping.wait(head_wait_s) or not self.channel.connected):
+            self.close_on_finish = True
+            return
         self.write(b"")
         self._flush()
         chunk = max(1, int(bytes_per_s * 0.05))
-        stopping = self.channel.server.layer.stopping
         for start in range(0, len(body), chunk):
             piece = body[start : start + chunk]
             if stopping.wait(len(piece) / bytes_per_s) or not self.channel.connected:
@@ -307,6 +382,10 @@ class FaultTask(WSGITask):
                 return
             self.write(piece)
             self._flush()
+
+    def _head_size(self) -> int:
+        """About how many bytes the status line and headers take on the wire."""
+        return 11 + len(self.status) + sum(len(k) + len(v) + 4 for k, v in self.response_headers) + 2
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -415,11 +494,17 @@ class FaultChannel(HTTPChannel):
                 _http_service(self)
                 return
             request.fault_ctx = ctx
-            if ctx.plan is not None and ctx.plan.latency_s > 0:
+            wait = _upstream_wait(request, ctx) if ctx.plan is not None else 0.0
+            if wait > 0:
                 # Free this worker; a timer puts the channel back on the task queue.
-                layer.scheduler.call_later(ctx.plan.latency_s, self._resume)
+                layer.scheduler.call_later(wait, self._resume)
                 return
         plan = ctx.plan
+        if plan is not None and plan.reply_delay_s > 0 and ctx.reply is None and plan.stage != "connection":
+            # The app answers now; its answer waits, holding no worker, until a timer sends it.
+            ctx.reply = self.task_class(self, request).take_answer()
+            layer.scheduler.call_later(plan.reply_delay_s, self._resume)
+            return
         try:
             if plan is not None and plan.stage == "connection":
                 ctx.entry.outcome = plan.action.outcome or ctx.entry.outcome
@@ -470,6 +555,37 @@ class FaultServer(TcpWSGIServer):
         self.layer = layer
         super().__init__(application, **kw)
         layer.attach(self)
+
+
+def _upstream_wait(request: Any, ctx: _Ctx) -> float:
+    """Carry out the plan's request-bytes stage and say how long the request waits before the app
+    reads it: upstream latency, the time its bytes take at an upstream bandwidth cap, a
+    request-bytes action's hold; before a connection-stage action the downstream delay too."""
+    plan = ctx.plan
+    wait = plan.latency_s
+    if plan.stage == "connection":
+        wait += plan.reply_delay_s  # no answer to hold: the client waits, then the connection acts
+    if plan.rate_up is not None or plan.stage == "request-bytes":
+        incoming = _RequestIn(request, ctx)
+        if plan.rate_up is not None:
+            wait += incoming.size / plan.rate_up
+        if plan.stage == "request-bytes":
+            ctx.entry.outcome = plan.action.outcome or ctx.entry.outcome
+            plan.action.apply(incoming)
+            wait += incoming.held
+    return wait
+
+
+def _cut_parameters(env: dict, params: bytes) -> None:
+    """Make the app (and a proxy's forward) read ``params`` as the request's parameters."""
+    if env.get("CONTENT_LENGTH") not in (None, "", "0"):
+        env["wsgi.input"] = io.BytesIO(params)
+        env["CONTENT_LENGTH"] = str(len(params))
+    else:
+        query = params.decode("latin-1")
+        env["QUERY_STRING"] = query
+        path = env.get("REQUEST_URI", env.get("PATH_INFO", "")).split("?", 1)[0]
+        env["REQUEST_URI"] = f"{path}?{query}" if query else path
 
 
 def _status_code(status: str) -> int | None:

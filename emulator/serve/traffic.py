@@ -30,7 +30,8 @@ class TrafficEntry:
     Fields: ``time`` (wall-clock epoch seconds when the server started handling it),
     ``sim_time`` (the emulator's simulated seconds then), ``client`` ("host:port"), ``verb``,
     ``path``, ``device_type``, ``device_number``, ``member``, ``params`` (dict), ``status``,
-    ``error_number``, ``rules`` (names, or ids, of the rules that fired), ``duration_s`` and
+    ``error_number``, ``rules`` (names, or ids, of the rules that fired), ``shadowed`` (rules that
+    would have fired but did not act: an earlier terminal rule won), ``duration_s`` and
     ``outcome`` (answered | unanswered | dropped | reset | hung | refused | down | truncated |
     closed | garbage | silent).
 
@@ -55,6 +56,7 @@ class TrafficEntry:
         "_error_number",
         "_body",
         "_rules",
+        "_shadowed",
         "duration_s",
         "outcome",
     )
@@ -71,6 +73,7 @@ class TrafficEntry:
         "status",
         "error_number",
         "rules",
+        "shadowed",
         "duration_s",
         "outcome",
     )
@@ -92,6 +95,7 @@ class TrafficEntry:
         rules: list[str] | None = None,
         duration_s: float = 0.0,
         outcome: str = "answered",
+        shadowed: list[str] | None = None,
     ) -> None:
         """``client`` may be the peer address tuple; ``params`` the raw query string or form
         body (parsed on first read); the three device fields, left out, come from ``path``."""
@@ -108,6 +112,7 @@ class TrafficEntry:
         self._error_number = error_number
         self._body: bytes | None = None
         self._rules = rules
+        self._shadowed = shadowed
         self.duration_s = duration_s
         self.outcome = outcome
 
@@ -225,12 +230,24 @@ class TrafficEntry:
     def rules(self, value: list[str]) -> None:
         self._rules = value
 
+    @property
+    def shadowed(self) -> list[str]:
+        s = self._shadowed
+        if s is None:
+            s = self._shadowed = []
+        return s
+
+    @shadowed.setter
+    def shadowed(self, value: list[str]) -> None:
+        self._shadowed = value
+
     # -- the dataclass-like rest ----------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in self.FIELDS}
         d["params"] = dict(d["params"])
         d["rules"] = list(d["rules"])
+        d["shadowed"] = list(d["shadowed"])
         return d
 
     def __eq__(self, other: object) -> bool:

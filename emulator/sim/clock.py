@@ -57,6 +57,19 @@ class SimClock:
         finally:
             self._frozen.t = None
 
+    @contextmanager
+    def at(self, t: float) -> Iterator[float]:
+        """Within this block, in this thread, time stands at ``t``: for reading lazily computed
+        state as it was at a moment nobody observed (where the mount pointed when an exposure
+        ended). Peers then compute from the same anchors, so ``t`` should not predate a command
+        that re-anchored them."""
+        outer = self._frozen.t
+        self._frozen.t = t
+        try:
+            yield t
+        finally:
+            self._frozen.t = outer
+
     def utcnow(self) -> datetime:
         """Simulated UTC date and time (timezone-aware)."""
         return self._utc0 + timedelta(seconds=self.now())

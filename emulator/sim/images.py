@@ -149,3 +149,144 @@ def render_frame(stars: StarField, spec: FrameSpec, rng: np.random.Generator) ->
 def exposure_rng(seed: int, device_number: int, exposure_number: int) -> np.random.Generator:
     """The noise generator of one exposure: same seed, device and exposure number, same noise."""
     return np.random.default_rng(_seed_words(seed, device_number, exposure_number))
+
+
+# -- the sky through the optical train ---------------------------------------------------------------
+
+#: Binned x-columns per noise block: each block's noise has its own generator, so a pixel's noise
+#: depends on where it is on the sensor, not on the subframe (a subframe is a crop of the frame).
+NOISE_BLOCK = 64
+#: Most pixel additions spent on stars in one exposure (a badly defocused frame keeps its brightest).
+STAMP_BUDGET = 6_000_000
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, vectorised (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7)."""
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.copysign(1.0 - poly * np.exp(-a * a), x)
+
+
+@dataclass(frozen=True)
+class SkyImage:
+    """What reaches the sensor during one exposure, in unbinned sensor pixels.
+
+    Each star runs in a straight line from ``(x0, y0)`` at the exposure's start to ``(x1, y1)``
+    at its end (equal when the mount tracks); ``rate`` is its e-/s. ``background`` is the even
+    light per unbinned pixel (sky glow and the calibrator), in e-/s.
+    """
+
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    rate: np.ndarray
+    sigma: float
+    background: float
+
+
+def _trail_steps(image: SkyImage) -> int:
+    """Sub-positions along the trails: about two per PSF sigma of the longest trail (at most 256)."""
+    if image.rate.size == 0:
+        return 1
+    length = float(np.max(np.hypot(image.x1 - image.x0, image.y1 - image.y0)))
+    return int(min(256, max(1, math.ceil(2.0 * length / max(image.sigma, 0.3)) + 1)))
+
+
+def _axis_profiles(centres: np.ndarray, sigma: float, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """First pixel and per-pixel integrated unit Gaussian along one axis, for every centre:
+    ``(first (n,), weights (n, 2 * radius + 1))``, computed in sensor coordinates."""
+    first = np.floor(centres).astype(np.int64) - radius
+    edges = first[:, None] + np.arange(2 * radius + 2)[None, :] - centres[:, None]
+    cdf = erf(edges * (1.0 / (math.sqrt(2.0) * sigma)))
+    return first, 0.5 * np.diff(cdf, axis=1)
+
+
+def add_stars(electrons: np.ndarray, image: SkyImage, spec: FrameSpec) -> None:
+    """Add every star's electrons to ``electrons`` (binned subframe ``[x, y]``), trailed if it moved."""
+    nx, ny = electrons.shape
+    sx, sy = image.sigma / spec.bin_x, image.sigma / spec.bin_y
+    rx, ry = int(math.ceil(4.0 * sx)) + 1, int(math.ceil(4.0 * sy)) + 1
+    kx, ky = 2 * rx + 1, 2 * ry + 1
+    total = image.rate * spec.duration
+    order = np.arange(total.size)
+    steps = _trail_steps(image)
+    limit = STAMP_BUDGET // (kx * ky * steps)
+    if order.size > limit:  # the brightest, in their original order (the choice is the sensor's, not the subframe's)
+        order = np.sort(np.argsort(-total, kind="stable")[:limit])
+    flat = electrons.reshape(-1)  # a view: electrons is C-contiguous
+    for step in range(steps):
+        f = (step + 0.5) / steps if steps > 1 else 0.0
+        cx = (image.x0[order] + (image.x1[order] - image.x0[order]) * f) / spec.bin_x
+        cy = (image.y0[order] + (image.y1[order] - image.y0[order]) * f) / spec.bin_y
+        near = (
+            (cx > spec.start_x - rx) & (cx < spec.start_x + nx + rx) & (cy > spec.start_y - ry) & (cy < spec.start_y + ny + ry)
+        )
+        if not near.any():
+            continue
+        fx, wx = _axis_profiles(cx[near], sx, rx)
+        fy, wy = _axis_profiles(cy[near], sy, ry)
+        amount = (total[order][near] / steps).astype(np.float32)
+        stamps = (wx[:, :, None] * wy[:, None, :]).astype(np.float32) * amount[:, None, None]
+        px = fx[:, None] + np.arange(kx)[None, :] - spec.start_x  # subframe pixel indices
+        py = fy[:, None] + np.arange(ky)[None, :] - spec.start_y
+        inside = ((px >= 0) & (px < nx))[:, :, None] & ((py >= 0) & (py < ny))[:, None, :]
+        index = px[:, :, None] * ny + py[:, None, :]
+        np.add.at(flat, index[inside], stamps[inside])
+
+
+def render_sky(image: SkyImage | None, spec: FrameSpec, seed_words: tuple[int, ...], sensor_ny: int) -> np.ndarray:
+    """Render one exposure of what the optical train saw as Int32 ADU (``[x, y]``, or
+    ``[x, y, plane]`` for a colour sensor); ``image`` None is a dark (nothing reaches the sensor).
+
+    Electrons are float32 (one frame), the noise is drawn block by block (so the peak stays near
+    three frames: electrons, output, one block of noise). Shot noise is Gaussian with the Poisson
+    variance (what Poisson noise is above a few electrons, at a tenth of its cost), plus read noise;
+    the bias is added and the result clipped to ``0..max_adu``. ``sensor_ny`` is the binned
+    sensor height: a pixel's noise comes from its block of full sensor columns, so it is the same
+    in a subframe as in the full frame.
+    """
+    nx, ny, planes = spec.num_x, spec.num_y, spec.planes
+    shape = (nx, ny) if planes == 1 else (nx, ny, planes)
+    area = spec.bin_x * spec.bin_y
+    electrons = np.empty((nx, ny), dtype=np.float32)
+    level = spec.dark_rate * spec.duration * area
+    if image is not None:
+        level += image.background * spec.duration * area
+    electrons.fill(level)
+    if image is not None and image.rate.size and nx > 0 and ny > 0:
+        add_stars(electrons, image, spec)
+    if planes > 1:  # a colour sensor sees the (grey) sky in every plane
+        electrons = np.repeat(electrons[:, :, None], planes, axis=2)
+    if spec.bayer is not None and planes == 1 and spec.bin_x == 1 and spec.bin_y == 1:
+        px = (np.arange(nx) + spec.start_x + spec.bayer_offset[0]) % 2
+        py = (np.arange(ny) + spec.start_y + spec.bayer_offset[1]) % 2
+        response = np.asarray(spec.bayer, dtype=np.float32).reshape(2, 2)
+        electrons *= response[px[:, None], py[None, :]]
+    out = np.empty(shape, dtype=np.int32)
+    inv_gain = np.float32(1.0 / spec.electrons_per_adu)
+    read_var = np.float32(spec.read_noise_adu**2)
+    bias = np.float32(spec.bias_adu)
+    top = np.float32(spec.max_adu)
+    if int(top) > spec.max_adu:  # float32 rounded up past MaxADU (and maybe past Int32)
+        top = np.nextafter(top, np.float32(0))
+    first_block = spec.start_x // NOISE_BLOCK
+    last_block = (spec.start_x + nx - 1) // NOISE_BLOCK if nx > 0 else first_block - 1
+    for block in range(first_block, last_block + 1):
+        b0 = block * NOISE_BLOCK
+        rng = np.random.default_rng(_seed_words(*seed_words, block))
+        noise_shape = (NOISE_BLOCK, sensor_ny) if planes == 1 else (NOISE_BLOCK, sensor_ny, planes)
+        noise = rng.standard_normal(noise_shape, dtype=np.float32)
+        x0, x1 = max(b0, spec.start_x), min(b0 + NOISE_BLOCK, spec.start_x + nx)
+        noise = noise[x0 - b0:x1 - b0, spec.start_y:spec.start_y + ny]
+        e = electrons[x0 - spec.start_x:x1 - spec.start_x]
+        signal = e * inv_gain
+        sigma = np.sqrt(signal * inv_gain + read_var)
+        sigma *= noise
+        sigma += signal
+        sigma += bias
+        np.rint(sigma, out=sigma)
+        np.clip(sigma, 0, top, out=sigma)
+        out[x0 - spec.start_x:x1 - spec.start_x] = sigma
+    return out

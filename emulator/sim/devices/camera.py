@@ -11,6 +11,11 @@ StartExposure (InvalidValue); BinX/BinY are checked when set and, without asymme
 setting one sets both; ImageArray without an image is InvalidOperation; PercentCompleted outside
 an exposure is InvalidOperation; ImageArrayVariant is NotImplemented, as Alpaca requires.
 
+With a telescope in the observatory (``render_sky`` unset or true) the image is the sky the optical
+train saw: :mod:`emulator.sim.optics` reads the peers when the exposure starts and as it ends (the
+clock held at the end instant), :mod:`emulator.sim.scene` turns that into light on the sensor and
+:func:`emulator.sim.images.render_sky` into pixels. Without one, the fixed seeded star field.
+
 Simulation-only state for the control API: ``ReadoutStuck`` (the camera stays in Reading until
 cleared), ``ExposureFails`` (exposures end in CameraState Error and ImageReady raises),
 ``CoolerFault`` (the cooler runs flat out and cannot cool), ``AmbientTemperature``.
@@ -27,7 +32,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from emulator.sim import images
+from emulator.sim import images, optics, scene
 from emulator.sim.clock import SimClock
 from emulator.sim.devices.base import Device, DeviceConfig, get, put
 from emulator.sim.errors import AscomError, InvalidOperation, InvalidValue, NotImplementedErr, check_range
@@ -107,6 +112,17 @@ class CameraConfig(DeviceConfig):
     dark_current: float = Field(0.1, ge=0, description="Dark current, e-/s per unbinned pixel")
     bias_adu: float = Field(1000.0, ge=0, description="Bias level in ADU")
     noise_level: float = Field(8.0, ge=0, description="Read noise in ADU (shot noise is added on top)")
+    dark_reference_c: float = Field(15.0, ge=-100, le=60, description="CCDTemperature at which dark_current holds")
+    dark_doubling_c: float = Field(6.3, gt=0, le=50, description="Dark current doubles every this many deg C warmer")
+
+    # the sky through the optical train (with a telescope in the observatory)
+    render_sky: bool | None = Field(
+        None, description="Render the sky the mount points at, through focuser, filter, cover, dome and weather "
+        "(default: when the observatory has a telescope; false: the fixed star field above)"
+    )
+    zero_point_e_s_m2: float = Field(4.0e9, gt=0, description="e-/s per m^2 of aperture from a V = 0 star (QE and optics included)")
+    night_sky_mag: float = Field(21.0, ge=10, le=23, description="Dark-night sky brightness, V mag per square arcsec")
+    flat_rate_e_s: float = Field(20000.0, ge=0, description="e-/s per unbinned pixel from the calibrator at MaxBrightness (cover closed)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "CameraConfig":
@@ -144,6 +160,8 @@ class _Exposure:
     readout_s: float
     spec: images.FrameSpec
     fails: bool
+    train_start: optics.TrainState | None = None  # the optical train as the exposure began (sky render)
+    train_end: optics.TrainState | None = None  # ... and as it ended
     stopped_at: float | None = None
     done: bool = False
 
@@ -213,6 +231,9 @@ class Camera(Device):
         if now < exp.readout_end or self._readout_stuck:
             return READING
         exp.done = True
+        if exp.train_start is not None:
+            with self.clock.at(exp.exposure_end):
+                exp.train_end = self._read_train() or exp.train_start
         if exp.fails or self._exposure_fails:
             self._failed = True
             return ERROR
@@ -258,15 +279,46 @@ class Camera(Device):
             bayer=RGGB_RESPONSE if c.sensor == "rggb" else None,
             bayer_offset=(c.bayer_offset_x, c.bayer_offset_y),
             sky_rate=c.sky_level,
-            dark_rate=c.dark_current,
+            dark_rate=c.dark_current * 2.0 ** ((self._temperature() - c.dark_reference_c) / c.dark_doubling_c),
             bias_adu=c.bias_adu,
             read_noise_adu=c.noise_level,
             electrons_per_adu=c.electrons_per_adu,
             max_adu=c.max_adu,
         )
 
+    def _sees_sky(self) -> bool:
+        if self.config.render_sky is False or self.site is None:
+            return False
+        return self.site.first("telescope") is not None
+
+    def _read_train(self) -> optics.TrainState | None:
+        if self.site is None:
+            return None
+        c = self.config
+        return optics.read_train(self.site, self.clock.utcnow(), c.night_sky_mag)
+
+    def _render_sky(self, exp: _Exposure, spec: images.FrameSpec) -> np.ndarray:
+        c = self.config
+        start = exp.train_start
+        assert start is not None
+        image = None
+        if spec.light:
+            image = scene.sky_image(
+                start, exp.train_end or start, seed=self._seed, width=c.width, height=c.height,
+                pixel_x_um=c.pixel_size_x_um, pixel_y_um=c.pixel_size_y_um, zero_point=c.zero_point_e_s_m2,
+                flat_rate=c.flat_rate_e_s, duration=spec.duration,
+            )
+        return images.render_sky(image, spec, (self._seed, self.number, exp.number), c.height // spec.bin_y)
+
     def _render(self, exp: _Exposure) -> np.ndarray:
         c = self.config
+        if exp.train_start is not None:
+            spec = exp.spec
+            if exp.stopped_at is not None:
+                spec = dataclasses.replace(spec, duration=exp.actual_duration)
+            pixels = self._render_sky(exp, spec)
+            pixels.setflags(write=False)
+            return pixels
         if self._stars is None:
             self._stars = images.make_star_field(
                 self._seed, self.number, c.width, c.height, c.star_count, c.star_fwhm_px, c.star_flux_max
@@ -299,6 +351,7 @@ class Camera(Device):
             readout_s=self._readout_time(),
             spec=self._frame_spec(Duration, Light),
             fails=self._exposure_fails,
+            train_start=self._read_train() if self._sees_sky() else None,
         )
         self._image = None
         self._image_ready = False
@@ -345,12 +398,21 @@ class Camera(Device):
 
     @get("imagearray")
     def imagearray(self) -> images.ImageData:
+        frame = self.latest_frame()
+        if frame is None:
+            raise InvalidOperation("ImageArray: no image is available (take an exposure and wait for ImageReady)")
+        return images.ImageData(frame)
+
+    def latest_frame(self) -> np.ndarray | None:
+        """The last exposure's pixels, (x, y) as ImageArray has them, or None before one is ready.
+
+        For the web panel's preview: never raises, and renders the frame if no client has yet."""
         self._phase()
         if not self._image_ready or self._last is None:
-            raise InvalidOperation("ImageArray: no image is available (take an exposure and wait for ImageReady)")
+            return None
         if self._image is None:
             self._image = self._render(self._last)
-        return images.ImageData(self._image)
+        return self._image
 
     @get("imagearrayvariant")
     def imagearrayvariant(self) -> Any:

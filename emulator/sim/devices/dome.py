@@ -7,12 +7,21 @@ interface defines "any part of the dome". Capability flags in the config take me
 way the interface lets a real dome lack them (NotImplemented), so clients can be rehearsed
 against a roll-off roof as well as a full observatory dome.
 
+Slaved (``Slaved`` true, needs ``can_slave``), the dome follows the emulator's telescope: it
+turns to where the telescope's line of sight leaves the dome (:mod:`emulator.sim.domegeometry`:
+the mount's offset from the dome's centre and the German offset of the tube, so a meridian flip
+moves the dome), and slews (Slewing true) whenever it is more than ``follow_tolerance_deg`` off.
+When the mount parks, a slaved dome parks too. Like every motion here, following is lazy: the
+dome re-aims each time it is asked anything (a member, the control API, or the camera asking
+:meth:`Dome.opening_faces`), so a dome nobody asks stays where it was.
+
 For rehearsals the control API can jam the shutter: it stops where it is and reports
 ShutterStatus error (4) when asked to move, without any fault rule.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Callable, Literal
@@ -20,7 +29,9 @@ from typing import Any, Callable, Literal
 from pydantic import Field, model_validator
 
 from emulator.sim.clock import SimClock
-from emulator.sim.devices.base import Device, DeviceConfig, get, put
+from emulator.sim.devices.base import Device, DeviceConfig, Member, get, put
+from emulator.sim.domegeometry import DomeLayout, in_slit, where_sight_meets_dome
+from emulator.sim.devices.telescope import PierSide
 from emulator.sim.errors import InvalidValue, Slaved, check_range
 
 #: Azimuths closer than this (degrees) count as the same place, e.g. for AtHome.
@@ -54,12 +65,40 @@ class DomeConfig(DeviceConfig):
     park_altitude: float = Field(0.0, ge=0, le=90, description="Altitude of the opening when parked (degrees)")
     start_parked: bool = Field(False, description="Start at the park position with AtPark true (else at home)")
     initial_altitude: float = Field(0.0, ge=0, le=90, description="Altitude of the opening at start (degrees)")
+    dome_radius_m: float = Field(1.5, gt=0, le=50, description="Radius of the dome (metres)")
+    mount_offset_east_m: float = Field(0.0, ge=-50, le=50, description="Mount pivot east of the dome's centre (metres)")
+    mount_offset_north_m: float = Field(0.0, ge=-50, le=50, description="Mount pivot north of the dome's centre (metres)")
+    mount_offset_up_m: float = Field(0.0, ge=-50, le=50, description="Mount pivot above the dome's centre (metres)")
+    german_offset_m: float = Field(
+        0.0, ge=0, le=10, description="German mounts: optical axis from the polar axis along the declination axis (metres)"
+    )
+    slit_width_deg: float = Field(30.0, gt=0, le=180, description="Width of the shutter's opening, degrees of azimuth")
+    follow_tolerance_deg: float = Field(
+        1.0, gt=0, le=45, description="Slaved: the dome re-aims when it is more than this off the line of sight (degrees)"
+    )
 
     @model_validator(mode="after")
     def _park_needs_position(self) -> "DomeConfig":
         if self.start_parked and not self.can_park:
             raise ValueError("start_parked needs can_park = true")
         return self
+
+    @model_validator(mode="after")
+    def _mount_inside(self) -> "DomeConfig":
+        reach = math.hypot(self.mount_offset_east_m, self.mount_offset_north_m, self.mount_offset_up_m) + self.german_offset_m
+        if reach >= self.dome_radius_m:
+            raise ValueError(
+                f"dome_radius_m = {self.dome_radius_m:g} leaves the telescope outside the dome: the mount offsets and "
+                f"german_offset_m reach {reach:g} m from its centre"
+            )
+        return self
+
+    @property
+    def layout(self) -> DomeLayout:
+        return DomeLayout(
+            self.dome_radius_m, self.mount_offset_east_m, self.mount_offset_north_m, self.mount_offset_up_m,
+            self.german_offset_m,
+        )
 
 
 @dataclass
@@ -176,6 +215,85 @@ class Dome(Device):
             return ShutterState.Closed
         return ShutterState.Error
 
+    # -- following the mount ----------------------------------------------------------------------
+
+    def invoke(self, member: Member, args: dict[str, Any]) -> Any:
+        self._follow()
+        return super().invoke(member, args)
+
+    def get_state(self) -> dict[str, Any]:
+        with self.lock:
+            self._follow()
+            return super().get_state()
+
+    def _telescope(self) -> Any:
+        return self.site.first("telescope") if self.site is not None else None
+
+    def sight(self, altitude: float, azimuth: float) -> tuple[float, float]:
+        """(azimuth, altitude) where the telescope's line of sight towards (altitude, azimuth) leaves the
+        dome, with the pier side the telescope has now (the mount's offsets make them differ)."""
+        tel = self._telescope()
+        if tel is None:
+            return where_sight_meets_dome(self.config.layout, altitude, azimuth, 0.0, PierSide.pierUnknown)
+        p = tel.pointing()
+        return where_sight_meets_dome(self.config.layout, altitude, azimuth, p.latitude, p.side_of_pier)
+
+    def _az_heading(self) -> float:
+        """Where the azimuth is, or is heading to while it moves (degrees)."""
+        self._azimuth()
+        if self._az.motion is None:
+            return self._az.value % 360.0
+        _, start, dist = self._az.motion
+        return (start + dist) % 360.0
+
+    def _follow(self) -> None:
+        """Slaved: re-aim at the telescope's line of sight (or park with it); no telescope, no motion."""
+        if not self._slaved or not self.connected:
+            return
+        tel = self._telescope()
+        if tel is None:
+            return
+        p = tel.pointing()
+        if p.at_park or p.parking:
+            if self.config.can_park and not self._at_park and self._az_purpose != "park":
+                self._park_now()
+            return
+        az, alt = where_sight_meets_dome(self.config.layout, p.altitude, p.azimuth, p.latitude, p.side_of_pier)
+        tolerance = self.config.follow_tolerance_deg
+        if self.config.can_set_azimuth and _az_distance(self._az_heading(), az) > tolerance:
+            self._slew_azimuth(az, "slew")
+        if self.config.can_set_altitude:
+            alt = min(90.0, max(0.0, alt))
+            self._altitude()
+            heading = self._alt.value if self._alt.motion is None else self._alt.motion[1] + self._alt.motion[2]
+            if abs(heading - alt) > tolerance:
+                self._slew_altitude(alt)
+
+    def opening_faces(self, azimuth_deg: float, altitude_deg: float) -> bool:
+        """Whether a telescope looking towards (azimuth, altitude) sees the sky through the dome.
+
+        True when the shutter is fully open and the line of sight, from where the telescope stands
+        in the dome, passes through the slit (``slit_width_deg`` wide at the dome's azimuth, from
+        the horizon over the zenith). A dome that does not rotate (a roll-off roof) faces every
+        way; one without a controllable shutter is always open. Read-only apart from letting a
+        slaved dome re-aim first, as any question to it does. For the camera's occlusion.
+        """
+        with self.lock:
+            self._follow()
+            if self.config.can_set_shutter and self._shutter_status() != ShutterState.Open:
+                return False
+            if not self.config.can_set_azimuth:
+                return True
+            az, alt = self.sight(altitude_deg, azimuth_deg)
+            return in_slit(self._azimuth(), az, alt, self.config.slit_width_deg)
+
+    def _park_now(self) -> None:
+        """Park (the member's motion, without its Slaved guard: here the dome parks *because* it is slaved)."""
+        if self.config.can_set_altitude:
+            self._slew_altitude(self._park_alt)
+        self._slew_azimuth(self._park_az, "park")
+        self._azimuth()  # a zero-length park completes at once
+
     # -- capability checks ------------------------------------------------------------------------
 
     def _require_unslaved(self, member: str) -> None:
@@ -260,6 +378,7 @@ class Dome(Device):
     def put_slaved(self, Slaved: bool) -> None:
         self._require(self.config.can_slave, "Slaved", "this dome cannot be slaved (CanSlave false)")
         self._slaved = Slaved
+        self._follow()
 
     # -- shutter ----------------------------------------------------------------------------------
 
@@ -353,10 +472,7 @@ class Dome(Device):
         if self.atpark():
             return  # already parked: success, Slewing stays False
         self._require_unslaved("Park")
-        if self.config.can_set_altitude:
-            self._slew_altitude(self._park_alt)
-        self._slew_azimuth(self._park_az, "park")
-        self._azimuth()  # a zero-length park completes at once
+        self._park_now()
 
     @put("setpark")
     def setpark(self) -> None:

@@ -21,6 +21,19 @@ from emulator.sim.devices.base import Device, DeviceConfig, get, put
 from emulator.sim.errors import InvalidValue
 
 
+#: Default throughput by filter name (lowercase, first match of a word in the name).
+NAME_THROUGHPUT = {
+    "luminance": 1.0, "lum": 1.0, "clear": 1.0, "l": 1.0, "none": 1.0,
+    "red": 0.3, "green": 0.3, "blue": 0.3, "r": 0.3, "g": 0.3, "b": 0.3, "v": 0.3,
+    "h-alpha": 0.03, "halpha": 0.03, "ha": 0.03, "oiii": 0.03, "sii": 0.03, "hbeta": 0.03, "dark": 0.0,
+}
+
+
+def name_throughput(name: str) -> float:
+    """The throughput a filter's name suggests (1.0 when it says nothing known)."""
+    return NAME_THROUGHPUT.get(name.strip().lower(), 1.0)
+
+
 class FilterWheelConfig(DeviceConfig):
     type: Literal["filterwheel"] = "filterwheel"
     names: list[str] = Field(
@@ -32,6 +45,11 @@ class FilterWheelConfig(DeviceConfig):
     focus_offsets: list[int] | None = Field(
         default_factory=lambda: [0, 12, 10, 15, -20, -8, -25],
         description="FocusOffsets: one focuser offset (steps) per slot, same length as names (None: all zero)",
+    )
+    throughputs: list[float] | None = Field(
+        None,
+        description="Fraction of a star's light each slot passes, same length as names (default: from the name: "
+        "luminance/clear 1.0, red/green/blue 0.3, narrowband 0.03, unknown 1.0)",
     )
     implements_names: bool = Field(True, description="False: Names reports 'Filter 1', 'Filter 2', ... (a wheel that knows no names)")
     slot_time_s: float = Field(1.0, ge=0, le=600, description="Simulated seconds to turn the wheel by one slot")
@@ -45,6 +63,15 @@ class FilterWheelConfig(DeviceConfig):
                 f"focus_offsets has {len(self.focus_offsets)} entries but names has {len(self.names)}: "
                 "give one focus offset per filter name"
             )
+        if self.throughputs is not None:
+            if len(self.throughputs) != len(self.names):
+                raise ValueError(
+                    f"throughputs has {len(self.throughputs)} entries but names has {len(self.names)}: "
+                    "give one throughput per filter name"
+                )
+            bad = [t for t in self.throughputs if not 0.0 <= t <= 1.0]
+            if bad:
+                raise ValueError(f"throughputs must be between 0 and 1, got {bad}")
         if self.initial_position >= len(self.names):
             raise ValueError(
                 f"initial_position {self.initial_position} is not a slot of this wheel (0 to {len(self.names) - 1})"
@@ -81,6 +108,12 @@ class FilterWheel(Device):
             self._pos, self._motion = target, None
             return float(target)
         return start + dist * elapsed / duration
+
+    def throughput(self, slot: int) -> float:
+        """Fraction of starlight slot ``slot`` passes (read by the camera's render)."""
+        if self.config.throughputs is not None:
+            return self.config.throughputs[slot]
+        return name_throughput(self.config.names[slot])
 
     @get("names")
     def names(self) -> list[str]:

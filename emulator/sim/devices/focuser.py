@@ -47,6 +47,14 @@ class FocuserConfig(DeviceConfig):
         None, description="Move while TempComp is on answers InvalidOperation (default: below interface version 3, as IFocuserV2 did)"
     )
 
+    # optics: where the camera's stars are sharpest
+    best_focus_step: int | None = Field(
+        None, ge=0, description="Best focus at temperature_c, in steps (default: max_step / 2); the camera's V-curve centre"
+    )
+    focus_drift_steps_per_c: float | None = Field(
+        None, description="How far best focus moves per deg C of focuser temperature (default: tempcomp_steps_per_c, so TempComp holds focus)"
+    )
+
     synchronous: bool = Field(False, description="Move returns only when the move is over (IsMoving is then False)")
     sync_wait_limit_s: float = Field(
         120.0, gt=0, le=3600, description="Wall seconds a synchronous Move waits before giving up with a DriverException"
@@ -58,6 +66,8 @@ class FocuserConfig(DeviceConfig):
             raise ValueError(f"initial_position {self.initial_position} is beyond max_step {self.max_step}")
         if self.max_increment is not None and self.max_increment > self.max_step:
             raise ValueError(f"max_increment {self.max_increment} is larger than max_step {self.max_step}")
+        if self.best_focus_step is not None and self.best_focus_step > self.max_step:
+            raise ValueError(f"best_focus_step {self.best_focus_step} is beyond max_step {self.max_step}")
         return self
 
 
@@ -96,6 +106,19 @@ class Focuser(Device):
             + 0.3 * swing * math.sin(w * 2.71 * t + self._phases[1])
             + 0.1 * swing * math.sin(w * 7.39 * t + self._phases[2])
         )
+
+    # -- optics (read by the camera) ----------------------------------------------------------------
+
+    def best_focus(self) -> float:
+        """The position of sharpest focus now: it drifts with the focuser's temperature."""
+        c = self.config
+        best = c.best_focus_step if c.best_focus_step is not None else c.max_step / 2.0
+        drift = c.focus_drift_steps_per_c if c.focus_drift_steps_per_c is not None else c.tempcomp_steps_per_c
+        return best + drift * (self._temperature_at(self.clock.now()) - c.temperature_c)
+
+    def true_position(self) -> float:
+        """Where the drawtube is now (also for a relative focuser, which does not report it)."""
+        return self._position()
 
     # -- motion -----------------------------------------------------------------------------------
 

@@ -8,6 +8,12 @@ formula, SkyTemperature and rain from cloud, gusts above the wind speed), also w
 pinned. Sensors report what they measured at their last update (every ``update_interval_s``, or
 at Refresh), which is what TimeSinceLastUpdate describes.
 
+A scripted weather timeline (``timeline``: points ``{at_s, CloudCover, RainRate, ...}`` on the
+simulation clock, interpolated linearly or held stepwise, per sensor between the points that name
+it, the first value before the first point and the last after the last) replaces the drift of
+the sensors it names, for all time; the sensors derived from them follow. It is how a rehearsal
+makes the weather turn on cue, and a SafetyMonitor with ``weather_limits`` turns unsafe with it.
+
 For rehearsals any sensor can be pinned from the control API (``{"RainRate": 5.0}``) and
 unpinned again (``{"RainRate": None}``); a pin takes effect at once.
 """
@@ -17,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Literal, get_args
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.sim.clock import SimClock
 from emulator.sim.devices.base import Device, DeviceConfig, get, put
@@ -76,6 +82,35 @@ _WAVES: dict[str, tuple[tuple[float, float], ...]] = {
 }
 
 
+class WeatherPoint(BaseModel):
+    """One point of the scripted weather: the sensors it names have these values at ``at_s``."""
+
+    model_config = ConfigDict(extra="forbid")
+    at_s: float = Field(..., ge=0, description="Simulated seconds since the emulator started")
+    CloudCover: float | None = Field(None, ge=0, le=100, description="%")
+    DewPoint: float | None = Field(None, ge=-80, le=60, description="deg C")
+    Humidity: float | None = Field(None, ge=0, le=100, description="%")
+    Pressure: float | None = Field(None, ge=300, le=1100, description="hPa")
+    RainRate: float | None = Field(None, ge=0, le=1000, description="mm/h")
+    SkyBrightness: float | None = Field(None, ge=0, le=200000, description="lux")
+    SkyQuality: float | None = Field(None, ge=0, le=30, description="mag/arcsec^2")
+    SkyTemperature: float | None = Field(None, ge=-100, le=60, description="deg C")
+    StarFWHM: float | None = Field(None, gt=0, le=30, description="arcsec")
+    Temperature: float | None = Field(None, ge=-60, le=60, description="deg C")
+    WindDirection: float | None = Field(None, ge=0, lt=360, description="deg, where the wind blows from")
+    WindGust: float | None = Field(None, ge=0, le=150, description="m/s")
+    WindSpeed: float | None = Field(None, ge=0, le=150, description="m/s")
+
+    @model_validator(mode="after")
+    def _names_a_sensor(self) -> "WeatherPoint":
+        if not self.values():
+            raise ValueError(f"a timeline point needs at least one sensor value besides at_s ({', '.join(SENSORS)})")
+        return self
+
+    def values(self) -> dict[str, float]:
+        return {name: v for name in SENSORS if (v := getattr(self, name)) is not None}
+
+
 class ObservingConditionsConfig(DeviceConfig):
     type: Literal["observingconditions"] = "observingconditions"
     sensors: list[SensorName] = Field(  # type: ignore[valid-type]
@@ -100,6 +135,52 @@ class ObservingConditionsConfig(DeviceConfig):
     wind_speed_ms: float = Field(3.0, ge=0, le=100, description="Mean wind speed (m/s)")
     wind_direction_deg: float = Field(220.0, ge=0, lt=360, description="Mean wind direction (deg)")
     seeing_arcsec: float = Field(2.0, gt=0, le=20, description="Mean star FWHM (arcsec)")
+    timeline: list[WeatherPoint] = Field(
+        default_factory=list,
+        description="Scripted weather: [{at_s = 0, CloudCover = 10}, {at_s = 600, CloudCover = 95, RainRate = 2}]; "
+        "replaces the drift of the sensors it names",
+    )
+    timeline_mode: Literal["linear", "step"] = Field(
+        "linear", description="Between timeline points: linear interpolation, or each value held until the next point"
+    )
+
+    @model_validator(mode="after")
+    def _timeline_in_order(self) -> "ObservingConditionsConfig":
+        for i in range(1, len(self.timeline)):
+            if self.timeline[i].at_s <= self.timeline[i - 1].at_s:
+                raise ValueError(
+                    f"timeline[{i}].at_s = {self.timeline[i].at_s:g} must be later than "
+                    f"timeline[{i - 1}].at_s = {self.timeline[i - 1].at_s:g} (points in time order)"
+                )
+        return self
+
+
+class WeatherTimeline:
+    """The scripted values of each sensor the timeline names, as a function of simulated time."""
+
+    def __init__(self, points: list[WeatherPoint], mode: str) -> None:
+        self.step = mode == "step"
+        self.tracks: dict[str, list[tuple[float, float]]] = {}
+        for point in points:
+            for name, value in point.values().items():
+                self.tracks.setdefault(name, []).append((point.at_s, value))
+
+    def value(self, name: str, t: float) -> float | None:
+        """The scripted value of ``name`` at ``t``, or None when the timeline does not name it."""
+        track = self.tracks.get(name)
+        if track is None:
+            return None
+        if t <= track[0][0]:
+            return track[0][1]
+        for (t0, v0), (t1, v1) in zip(track, track[1:]):
+            if t < t1:
+                if self.step:
+                    return v0
+                frac = (t - t0) / (t1 - t0)
+                if name == "WindDirection":  # circular: the shorter way round
+                    return (v0 + ((v1 - v0 + 180.0) % 360.0 - 180.0) * frac) % 360.0
+                return v0 + (v1 - v0) * frac
+        return track[-1][1]
 
 
 def dew_point(temperature_c: float, humidity_pct: float) -> float:
@@ -130,6 +211,7 @@ class ObservingConditions(Device):
         }
         self._average_period_h = config.average_period_h
         self._pins: dict[str, float] = dict(config.pinned)
+        self._timeline = WeatherTimeline(config.timeline, config.timeline_mode)
         self._refreshed_at = -math.inf
         self._cache: tuple[tuple[Any, ...], dict[str, float]] | None = None
 
@@ -144,10 +226,13 @@ class ObservingConditions(Device):
 
     def weather_at(self, t: float) -> dict[str, float]:
         """Instantaneous value of every sensor at simulated time ``t``, pins applied."""
-        cfg, pins = self.config, self._pins
+        cfg, pins, timeline = self.config, self._pins, self._timeline
 
         def value(name: str, compute: Callable[[], float]) -> float:
-            return pins[name] if name in pins else compute()
+            if name in pins:
+                return pins[name]
+            scripted = timeline.value(name, t)
+            return compute() if scripted is None else scripted
 
         w: dict[str, float] = {}
         w["Temperature"] = value("Temperature", lambda: _clamp(cfg.temperature_c + self._wave("Temperature", t), -60, 60))

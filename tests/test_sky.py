@@ -1,0 +1,100 @@
+"""The sky model: stars fixed on the sphere by seed and tile, real counts, Sun, Moon and sky glow."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emulator.sim import sky
+
+REPO = Path(__file__).resolve().parents[1]
+GREENWICH = (51.48, 0.0)
+
+
+def _digest(stars: sky.Stars) -> str:
+    return hashlib.sha256(np.stack([stars.ra, stars.dec, stars.mag]).tobytes()).hexdigest()
+
+
+def test_same_position_same_stars_in_another_process():
+    here = _digest(sky.stars_near(7, 83.8, -5.4, 0.5))
+    code = "from emulator.sim import sky; import hashlib, numpy as np; s = sky.stars_near(7, 83.8, -5.4, 0.5); " \
+           "print(hashlib.sha256(np.stack([s.ra, s.dec, s.mag]).tobytes()).hexdigest())"
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60, check=True)
+    assert there.stdout.strip() == here
+    assert _digest(sky.stars_near(8, 83.8, -5.4, 0.5)) != here  # another seed, another sky
+
+
+def test_a_tile_does_not_depend_on_what_was_asked_before():
+    sky.tile_stars.cache_clear()
+    first = _digest(sky.tile_stars(3, 100, 5))
+    sky.tile_stars.cache_clear()
+    sky.stars_near(3, 200.0, 40.0, 2.0)  # other tiles first
+    assert _digest(sky.tile_stars(3, 100, 5)) == first
+
+
+def test_tiles_cover_the_sphere_and_stars_stay_in_their_tile():
+    assert sum(sky.band_tiles(b) for b in range(180)) == pytest.approx(41253, rel=0.01)  # ~1 deg^2 each
+    stars = sky.tile_stars(0, 120, 17)
+    span = 360.0 / sky.band_tiles(120)
+    assert np.all((stars.ra >= 17 * span) & (stars.ra < 18 * span))
+    assert np.all((stars.dec >= 30.0) & (stars.dec < 31.0))
+    # a circle near the RA = 0 seam and near the pole both find their tiles
+    assert (90, 0) in sky.tiles_near(0.1, 0.5, 0.5) and (90, sky.band_tiles(90) - 1) in sky.tiles_near(0.1, 0.5, 0.5)
+    assert len(sky.tiles_near(0.0, 89.9, 1.5)) == sky.band_tiles(179) + sky.band_tiles(178)  # round the pole
+
+
+def test_magnitude_counts_rise_like_the_real_sky():
+    stars = sky.stars_near(1, 150.0, 10.0, 4.0)
+    area = math.pi * 4.0**2  # roughly: tiles overlap the circle's edge
+    counts = {m: np.count_nonzero(stars.mag < m) for m in (8, 10, 12, 14, 16)}
+    slopes = [math.log10(counts[m + 2] / counts[m]) / 2 for m in (8, 10, 12, 14)]
+    assert all(0.3 <= s <= 0.6 for s in slopes), slopes
+    assert 3 < counts[10] / area < 30  # ~10 stars per square degree to V = 10
+
+
+def test_sun_altitude_at_greenwich_solstices():
+    winter = datetime(2026, 12, 21, 12, 0, tzinfo=timezone.utc)
+    summer = datetime(2026, 6, 21, 12, 0, tzinfo=timezone.utc)
+    assert sky.altaz(*sky.sun_radec(winter), winter, *GREENWICH)[0] == pytest.approx(90 - 51.48 - 23.44, abs=0.5)
+    assert sky.altaz(*sky.sun_radec(summer), summer, *GREENWICH)[0] == pytest.approx(90 - 51.48 + 23.44, abs=0.5)
+    midnight = winter + timedelta(hours=12)
+    assert sky.sky_state(midnight, *GREENWICH).sun_alt < -50
+
+
+def test_moon_full_opposite_the_sun():
+    full = datetime(2024, 1, 25, 17, 54, tzinfo=timezone.utc)  # a full Moon
+    new = datetime(2024, 1, 11, 11, 57, tzinfo=timezone.utc)  # a new Moon
+    assert sky.sky_state(full, *GREENWICH).moon_illumination > 0.97
+    assert sky.sky_state(new, *GREENWICH).moon_illumination < 0.03
+    ra, dec = sky.moon_radec(full)
+    assert abs(dec) < 29  # within the Moon's reach of the equator
+
+
+def test_sky_brightens_monotonically_through_twilight_into_day():
+    alts = np.arange(-25.0, 40.0, 1.0)
+    mu = [sky.sky_brightness(a) for a in alts]
+    assert all(b < a for a, b in zip(mu[7:], mu[8:]))  # from -18 up, every degree brighter (smaller mag)
+    assert mu[0] == pytest.approx(21.0, abs=0.05)  # night: the dark sky
+    assert sky.sky_brightness(30.0) < 6.0  # day
+    assert [sky.phase_name(a) for a in (10, -3, -9, -15, -30)] == ["day", "civil", "nautical", "astronomical", "night"]
+
+
+def test_moon_brightens_the_night():
+    assert sky.sky_brightness(-40.0, moon_alt=50.0, moon_illumination=1.0) < 19.0
+    assert sky.sky_brightness(-40.0, moon_alt=-5.0, moon_illumination=1.0) == pytest.approx(21.0, abs=0.01)
+
+
+def test_sunlight_override_beats_the_sun():
+    midnight = datetime(2026, 12, 22, 0, 0, tzinfo=timezone.utc)
+    assert sky.sky_state(midnight, *GREENWICH, sunlight=True).phase == "day"
+    assert sky.sky_state(midnight, *GREENWICH, sunlight=True).brightness < 6
+    noon = datetime(2026, 12, 21, 12, 0, tzinfo=timezone.utc)
+    assert sky.sky_state(noon, *GREENWICH, sunlight=False).phase == "night"
+    assert sky.sky_state(noon, *GREENWICH, sunlight=None).phase == "day"

@@ -2,6 +2,7 @@
 
     request ─> FaultLayer (socket-level faults, traffic log) ─> Forwarder
                  ├─ /emulator/...            the control API (Falcon), never forwarded
+                 ├─ GET /                    the web panel (with the control API on), never forwarded
                  ├─ a content-level plan     Falcon app: FaultMiddleware around the forward
                  └─ anything else            straight to Upstream.request (no Falcon: the fast path)
 
@@ -41,6 +42,9 @@ from proxy.upstream import HOP_BY_HOP, Answer, Upstream, UpstreamFailure
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/emulator/"
+#: The one path outside CONTROL_PREFIX the proxy answers itself, to GET only (the web panel);
+#: any other method on it is forwarded.
+PANEL_ROOT = "/"
 _LINGER_RST = struct.pack("ii", 1, 0)
 #: WSGI environ keys that are HTTP headers without the HTTP_ prefix.
 _PLAIN_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
@@ -77,13 +81,18 @@ def answer_headers(answer: Answer) -> list[tuple[str, str]]:
 class Forwarder:
     """The proxy's WSGI app (see the module docstring for its three ways)."""
 
-    def __init__(self, upstream: Upstream, steerable: Any, control: bool, control_token: str | None) -> None:
+    def __init__(self, upstream: Upstream, steerable: Any, control: bool, control_token: str | None,
+                 mount: Callable[[falcon.App], None] | None = None) -> None:
         self.upstream = upstream
         self.transactions = ServerTransactions()
         self.falcon_app = self._falcon_app(steerable, control, control_token)
+        self.root = PANEL_ROOT if control and mount is not None else None  # the panel's; else forwarded
+        if self.root is not None:
+            mount(self.falcon_app)  # the web panel: / and /emulator/panel
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if PLAN_KEY in environ or environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if PLAN_KEY in environ or path.startswith(CONTROL_PREFIX) or (path == self.root and environ.get("REQUEST_METHOD") == "GET"):
             return self.falcon_app(environ, start_response)
         answer = self.upstream.request(*request_parts(environ))  # UpstreamFailure: ProxyTask cuts the connection
         headers = answer_headers(answer)
@@ -127,7 +136,13 @@ class Forwarder:
         def upstream_failed(req: falcon.Request, resp: falcon.Response, ex: UpstreamFailure, params: dict) -> None:
             raise ex  # past Falcon, to ProxyTask, which cuts the connection
 
+        def not_allowed(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPMethodNotAllowed, params: dict) -> None:
+            if req.path != PANEL_ROOT:
+                raise ex  # the control API's own 405
+            forward(req, resp)  # a faulted PUT / (or HEAD /): the panel answers GET only
+
         app.add_error_handler(AscomError, ascom_error)
+        app.add_error_handler(falcon.HTTPMethodNotAllowed, not_allowed)
         app.add_error_handler(UpstreamFailure, upstream_failed)
         return app
 

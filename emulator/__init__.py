@@ -142,7 +142,8 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         cfg = self.config
-        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed, sunlight=cfg.emulator.sunlight)
+        self.registry = Registry(cfg.devices, cfg.emulator.time_scale, cfg.emulator.seed, sunlight=cfg.emulator.sunlight,
+                                 start_utc=cfg.emulator.start_utc)
         settings = cfg.emulator
         description = ServerDescription(settings.server_name, settings.manufacturer, settings.location)
         middleware: list = [FaultMiddleware()]

@@ -24,10 +24,11 @@ as device number 0.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emulator import profiles
 from emulator.faults import RuleSpec
@@ -68,11 +69,24 @@ class EmulatorSettings(BaseModel):
         None,
         description="Daylight override of the sky: true (day, for flats), false (night); unset follows the Sun",
     )
+    start_utc: datetime | None = Field(
+        None,
+        description="Simulated UTC when the emulator starts (e.g. 2026-01-15T16:00:00Z; without a zone: UTC); "
+        "unset: now. Fixes where the Sun, the Moon and the sidereal time are, for repeatable nights",
+    )
     alpaca_simulators_api: bool = Field(
         False,
         description="Serve the original controller's simulator endpoints (GET /, GET /reload, GET/PUT /sunlight, "
         "PUT safetymonitor issafe); the alpaca-simulators profile turns this on",
     )
+
+
+    @field_validator("start_utc")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=timezone.utc)
 
 
 class EmulatorConfig(BaseModel):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +88,10 @@ class EmulatorSpec(Strict):
 
     time_scale: float = Field(1.0, gt=0, le=100000, description="Simulated seconds per wall second")
     seed: int = Field(0, description="Seed of the emulator (star fields, weather, seeded faults)")
+    sunlight: bool | None = Field(None, description="Daylight override of the sky: true day, false night; unset follows the Sun")
+    start_utc: datetime | None = Field(
+        None, description="Simulated UTC at start (e.g. 2026-01-15T16:00:00Z; without a zone: UTC); unset: now"
+    )
     devices: list[DeviceConfigAny] | None = Field(  # type: ignore[valid-type]
         None,
         description="Emulator devices with their options (as in the emulator's TOML config); "
@@ -158,6 +163,9 @@ class Scenario(Strict):
                     have.add((d.type, d.number))
         cfg.emulator.time_scale = spec.time_scale
         cfg.emulator.seed = spec.seed
+        cfg.emulator.sunlight = spec.sunlight
+        if spec.start_utc is not None:
+            cfg.emulator.start_utc = spec.start_utc if spec.start_utc.tzinfo else spec.start_utc.replace(tzinfo=timezone.utc)
         return cfg
 
 

@@ -306,6 +306,12 @@ def test_dome_turned_away_darkens_the_frame():
         wait_for(lambda: not dome.Slewing, what="the dome to turn", timeout=20)
         away = _expose(cam, 5.0)
         assert _signal(away, stars) < 0.1 * _signal(facing, stars)
+        dome.SlewToAzimuth(tel.Azimuth)
+        wait_for(lambda: not dome.Slewing, what="the dome to turn back", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) > 0.8 * _signal(facing, stars)
+        dome.CloseShutter()
+        wait_for(lambda: dome.ShutterStatus.value == 1, what="the shutter to close", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) < 0.1 * _signal(facing, stars)
 
 
 def test_sky_level_rises_with_the_sun_through_twilight():
@@ -328,6 +334,19 @@ def test_sky_level_rises_with_the_sun_through_twilight():
             seen.append(emu.registry.get("camera", 0)._last.train_start.sky.sun_alt)
         assert seen == pytest.approx([-16.0, -12.0, -8.0, -4.0, -1.0], abs=0.5)
         assert all(b > a for a, b in zip(levels, levels[1:])), levels
+
+
+def test_daylight_saturates_and_colour_sensors_see_the_same_sky():
+    for sensor, rank in (("mono", 2), ("colour", 3), ("rggb", 2)):
+        with _observatory(camera={"sensor": sensor}) as emu:
+            emu.registry.observatory.sunlight = True
+            tel, cam = Telescope(emu.address, 0), Camera(emu.address, 0)
+            _point_up(tel)
+            day = _expose(cam, 1.0)
+            assert day.ndim == rank and day.shape[:2] == (SW, SH)
+            assert np.median(day) == 65535  # a daytime sky fills the wells in a second
+            emu.registry.observatory.sunlight = False
+            assert np.median(_expose(cam, 1.0)) < 1100
 
 
 def test_two_emulator_processes_see_the_same_stars(tmp_path):
@@ -391,3 +410,34 @@ def test_without_a_telescope_the_camera_keeps_its_fixed_field():
     stars = images.make_star_field(3, 0, 64, 48, 150, 3.0, 20000.0)
     expected = images.render_frame(stars, images.FrameSpec(0, 0, 64, 48, 1, 1, 1.0, True), images.exposure_rng(3, 0, 1))
     assert np.array_equal(frame, expected)
+
+
+def test_expect_image_measures_and_refuses_what_it_cannot_check():
+    from scenarios.schema import ScenarioError, load_text
+    from scenarios.steps.images import measure
+
+    frame = np.full((64, 64), 1000.0)
+    xs, ys = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    sigma = 2.0
+    frame += 5000.0 * np.exp(-((xs - 30) ** 2 + (ys - 40) ** 2) / (2 * sigma**2))
+    assert measure(frame, "median") == 1000.0
+    assert measure(frame, "star_fwhm") == pytest.approx(2.3548 * sigma, rel=0.02)
+    assert measure(frame, "star_signal") == pytest.approx(5000.0 * 2 * math.pi * sigma**2, rel=0.02)
+    head = '[[scenario]]\nname = "x"\ndescription = "a check of the checks"\n[[scenario.devices]]\nname = "dev"\ntype = "{t}"\n' \
+           '[[scenario.steps]]\ndo = "expect_image"\ndevice = "dev"\nmeasure = "mean"\n{bounds}\n'
+    with pytest.raises(ScenarioError, match="not a camera"):
+        load_text(head.format(t="Focuser", bounds="min = 1"))
+    with pytest.raises(ScenarioError, match="min, max or both"):
+        load_text(head.format(t="Camera", bounds=""))
+
+
+def test_start_utc_fixes_the_sky_and_names_a_bad_value():
+    from emulator.config import ConfigError
+
+    config = {"emulator": {"start_utc": "2026-01-15T22:00:00"}, "devices": [{"type": "telescope", "connected": True}]}
+    with Emulator(config) as emu:
+        utc = emu.registry.clock.utcnow()
+        assert utc.tzinfo is not None and abs((utc - datetime(2026, 1, 15, 22, tzinfo=timezone.utc)).total_seconds()) < 60
+        assert Telescope(emu.address, 0).SiderealTime == pytest.approx(sky.gmst_deg(utc) / 15.0, abs=0.01)
+    with pytest.raises(ConfigError, match="start_utc"):
+        Emulator({"emulator": {"start_utc": "tonight"}})

@@ -203,3 +203,13 @@ def test_the_control_port_serves_the_panel_where_no_rule_reaches():
         assert requests.get(emu.panel_url + "emulator/v1/devices", timeout=TIMEOUT).status_code == 200
         # the devices' setup URLs are the devices' port's, not the control port's
         assert requests.get(emu.panel_url + "setup/v1/focuser/0/setup", timeout=TIMEOUT).status_code == 404
+
+
+def test_a_profile_that_answers_root_itself_keeps_it():
+    """alpaca-simulators' GET / is that simulator's JSON; its panel is at /emulator/panel."""
+    with Emulator(profile="alpaca-simulators") as emu:
+        root = requests.get(emu.url + "/", timeout=TIMEOUT)
+        assert root.status_code == 200 and root.headers["Content-Type"].startswith("application/json")
+        assert emu.panel_url == emu.url + "/emulator/panel"
+        page = requests.get(emu.panel_url, timeout=TIMEOUT)
+        assert page.status_code == 200 and "data-device='telescope/0'" in page.text

@@ -60,6 +60,7 @@ EVERY_KIND = {
     "expect_sqlite": 'table = "log"',
     "expect_state": 'device_type = "safetymonitor"\nvalues = { IsSafe = false }',
     "expect_process": 'device = "cam"\nalive = false',
+    "expect_image": 'device = "cam"\nmeasure = "median"\nmin = 1000\nwithin_s = 5',
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import datetime
 from typing import Iterator, Sequence
 
 from emulator.sim.clock import SimClock
@@ -18,14 +19,15 @@ class Registry:
     """``(device_type, number) -> Device`` plus the clock they run on and the site's state.
 
     ``devices`` are the device configs (validated models), ``seed`` seeds their synthetic data,
-    ``sunlight`` is the configured daylight override of :attr:`observatory`.
+    ``sunlight`` is the configured daylight override of :attr:`observatory`, ``start_utc`` the
+    simulated UTC at start (None: now).
     """
 
     def __init__(self, devices: Sequence[DeviceConfig], time_scale: float = 1.0, seed: int = 0,
-                 sunlight: bool | None = None) -> None:
+                 sunlight: bool | None = None, start_utc: datetime | None = None) -> None:
         self.device_configs = tuple(devices)
         self.seed = seed
-        self.clock = SimClock(time_scale)
+        self.clock = SimClock(time_scale, start_utc)
         self.observatory = Observatory(sunlight)
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, int], Device] = {}

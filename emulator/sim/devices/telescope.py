@@ -72,6 +72,8 @@ SIDEREAL_PER_SI = 1.00273790935
 _J2000_UNIX = 946728000.0  # 2000-01-01T12:00:00Z
 #: Step (simulated s) of the search for the first limit crossing: far shorter than a crossing takes.
 _LIMIT_STEP_S = 300.0
+#: How far into a drift the search looks: a sidereal day and a margin for rate offsets.
+_LIMIT_HORIZON_S = 90000.0
 
 
 def wrap24(hours: float) -> float:
@@ -87,8 +89,12 @@ def wrap12(hours: float) -> float:
 
 def gmst_hours(utc: datetime) -> float:
     """Greenwich mean sidereal time (hours) of a UTC instant; good to well under a second."""
-    days = (utc.timestamp() - _J2000_UNIX) / 86400.0
-    return wrap24(18.697374558 + 24.06570982441908 * days)
+    return gmst_hours_unix(utc.timestamp())
+
+
+def gmst_hours_unix(unix_s: float) -> float:
+    """:func:`gmst_hours` of a Unix time (seconds): no datetime arithmetic, for the hot paths."""
+    return wrap24(18.697374558 + 24.06570982441908 * ((unix_s - _J2000_UNIX) / 86400.0))
 
 
 def hadec_to_altaz(ha_hours: float, dec_deg: float, lat_deg: float) -> tuple[float, float]:
@@ -321,6 +327,7 @@ class Telescope(Device):
         # UTC of sim time 0, so that UTC at any sim time is exact arithmetic (no second clock read)
         self._utc_base = clock.utcnow() - timedelta(seconds=now)
         self._utc_offset = timedelta(0)  # set by writing UTCDate
+        self._unix_base = self._utc_base.timestamp()  # the same instant, plus the offset, as Unix seconds
         self._lat = config.site_latitude
         self._lon = config.site_longitude
         self._elev = config.site_elevation
@@ -366,7 +373,7 @@ class Telescope(Device):
         return self._utc_base + timedelta(seconds=t) + self._utc_offset
 
     def _lst_at(self, t: float) -> float:
-        return wrap24(gmst_hours(self._utc_at(t)) + self._lon / 15.0)
+        return wrap24(gmst_hours_unix(self._unix_base + t) + self._lon / 15.0)
 
     def _to_frame(self, frame: str, c: float, from_frame: str, t: float) -> float:
         """Convert an RA or HA (hours) between frames at sim time ``t`` (RA = LST - HA)."""
@@ -425,16 +432,22 @@ class Telescope(Device):
         """Stop tracking where it first met a limit since the drift began (lazily, like all motion)."""
         if not self._tracking or self._slew is not None:
             return
+        if not self._german and self.config.horizon_limit_deg is None:
+            return  # no limit this mount can meet
         start = max(self._limits_from, self._drift.t0)
-        if now < start:
+        # the sky repeats every sidereal day: a drift that met no limit in its first one meets none
+        now_checked = min(now, self._drift.t0 + _LIMIT_HORIZON_S)
+        self._limits_from = max(self._limits_from, now)
+        if now_checked < start:
             return
-        self._limits_from = now
-        hit, reason = None, self._limit_at(start)
+        now = now_checked
+        # from the start of a new drift (a sync may have moved the mount) it has not been checked yet
+        hit, reason = None, self._limit_at(start) if start == self._drift.t0 else None
         if reason is not None:
             hit = start
         else:
             t = start
-            while t < now:  # a star sets or crosses the meridian once in 5 minutes at most
+            while t < now:  # beyond a limit a tracking tube stays far longer than a step: none is stepped over
                 t_next = min(t + _LIMIT_STEP_S, now)
                 reason = self._limit_at(t_next)
                 if reason is not None:
@@ -793,6 +806,7 @@ class Telescope(Device):
             utc -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         now = self._update()
         self._utc_offset = utc - (self._utc_base + timedelta(seconds=now))
+        self._unix_base = self._utc_base.timestamp() + self._utc_offset.total_seconds()
 
     # -- where the mount points ------------------------------------------------------------------
 

@@ -306,6 +306,12 @@ def test_dome_turned_away_darkens_the_frame():
         wait_for(lambda: not dome.Slewing, what="the dome to turn", timeout=20)
         away = _expose(cam, 5.0)
         assert _signal(away, stars) < 0.1 * _signal(facing, stars)
+        dome.SlewToAzimuth(tel.Azimuth)
+        wait_for(lambda: not dome.Slewing, what="the dome to turn back", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) > 0.8 * _signal(facing, stars)
+        dome.CloseShutter()
+        wait_for(lambda: dome.ShutterStatus.value == 1, what="the shutter to close", timeout=20)
+        assert _signal(_expose(cam, 5.0), stars) < 0.1 * _signal(facing, stars)
 
 
 def test_sky_level_rises_with_the_sun_through_twilight():
@@ -330,6 +336,19 @@ def test_sky_level_rises_with_the_sun_through_twilight():
         assert all(b > a for a, b in zip(levels, levels[1:])), levels
 
 
+def test_daylight_saturates_and_colour_sensors_see_the_same_sky():
+    for sensor, rank in (("mono", 2), ("colour", 3), ("rggb", 2)):
+        with _observatory(camera={"sensor": sensor}) as emu:
+            emu.registry.observatory.sunlight = True
+            tel, cam = Telescope(emu.address, 0), Camera(emu.address, 0)
+            _point_up(tel)
+            day = _expose(cam, 1.0)
+            assert day.ndim == rank and day.shape[:2] == (SW, SH)
+            assert np.median(day) == 65535  # a daytime sky fills the wells in a second
+            emu.registry.observatory.sunlight = False
+            assert np.median(_expose(cam, 1.0)) < 1100
+
+
 def test_two_emulator_processes_see_the_same_stars(tmp_path):
     from test_cli import spawn, stop, wait_for_url
 
@@ -342,10 +361,11 @@ def test_two_emulator_processes_see_the_same_stars(tmp_path):
     proc = spawn("--config", str(config), "--port", "0")
     try:
         url = wait_for_url(proc)
-        with Emulator(config.read_text() and {"emulator": {"sunlight": False}, "devices": [
+        same = {"emulator": {"sunlight": False}, "devices": [  # the file's config, in this process
             {"type": "camera", "width": SW, "height": SH, "readout_time_s": 0, "connected": True},
             {"type": "telescope", "tracking": True, "connected": True},
-        ]}, time_scale=1000, seed=SEED) as emu:
+        ]}
+        with Emulator(same, time_scale=1000, seed=SEED) as emu:
             frames = []
             for address in (url.removeprefix("http://"), emu.address):
                 tel, cam = Telescope(address, 0), Camera(address, 0)

@@ -75,7 +75,7 @@ class Stars:
         return int(self.ra.size)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)  # ~0.3 MB a tile
 def tile_stars(seed: int, band: int, index: int) -> Stars:
     """The stars of one tile: a pure function of ``(seed, band, index)``."""
     n_tiles = band_tiles(band)

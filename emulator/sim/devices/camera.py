@@ -11,6 +11,11 @@ StartExposure (InvalidValue); BinX/BinY are checked when set and, without asymme
 setting one sets both; ImageArray without an image is InvalidOperation; PercentCompleted outside
 an exposure is InvalidOperation; ImageArrayVariant is NotImplemented, as Alpaca requires.
 
+With a telescope in the observatory (``render_sky`` unset or true) the image is the sky the optical
+train saw: :mod:`emulator.sim.optics` reads the peers when the exposure starts and as it ends (the
+clock held at the end instant), :mod:`emulator.sim.scene` turns that into light on the sensor and
+:func:`emulator.sim.images.render_sky` into pixels. Without one, the fixed seeded star field.
+
 Simulation-only state for the control API: ``ReadoutStuck`` (the camera stays in Reading until
 cleared), ``ExposureFails`` (exposures end in CameraState Error and ImageReady raises),
 ``CoolerFault`` (the cooler runs flat out and cannot cool), ``AmbientTemperature``.

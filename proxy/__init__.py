@@ -6,12 +6,15 @@
 
 Modules, in the order a request passes them:
 
-    upstream   keep-alive HTTP connections to the upstream, one per worker thread
-    devices    the upstream's devices and their state, read past the rules (the web panel's)
-    forward    the WSGI app that forwards (and the control API, and the fault middleware),
-               and the waitress task that turns an upstream failure into a cut connection
-    replay     a recorded session sent again, every answer that differs reported
-    cli        alpaca-proxy (serve) and alpaca-proxy replay
+    upstream     keep-alive HTTP connections to the upstream, one per worker thread; answer framing
+    devices      the upstream's devices and their state, read past the rules (the web panel's)
+    messages     which parts of a request go upstream and of an answer come back
+    passthrough  the fast path: a request no rule can touch, forwarded by the loop thread
+    forward      the WSGI app that forwards (and the control API, and the fault middleware),
+                 the waitress task that turns an upstream failure into a cut connection, and
+                 the server that hands the passthrough what it can take
+    replay       a recorded session sent again, every answer that differs reported
+    cli          alpaca-proxy (serve) and alpaca-proxy replay
 
 The serving front is the emulator's own: :mod:`emulator.serve` (waitress, the socket-level
 faults, the traffic log, discovery), :mod:`emulator.faults` (rules, engine, middleware) and
@@ -35,6 +38,7 @@ from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
 from proxy.devices import UpstreamDevices
 from proxy.forward import Forwarder, ProxyBackgroundServer
+from proxy.passthrough import Passthrough
 from proxy.upstream import Upstream, parse_address
 
 __all__ = ["Proxy"]
@@ -120,6 +124,8 @@ class Proxy:
                 self.recorder = Recorder(self.record)
                 app = self.recorder.wrap(app)
             self._server = ProxyBackgroundServer(app, self.host, self._requested_port, threads=self._threads, layer=layer)
+            if self.recorder is None:  # the fast path records nothing, so it is off while recording
+                self._server.server.passthrough = Passthrough(self._server.server, self.upstream, layer)
             if self.control and self.requested_control_port is not None:
                 self._control = ControlListener(self, self.host, self.requested_control_port, self.control_token, None, self.clock,
                                                 mount=self._panel)

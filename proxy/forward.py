@@ -1,10 +1,12 @@
 """Forwarding: each request to the upstream as it came, its answer back byte for byte.
 
-    request ─> FaultLayer (socket-level faults, traffic log) ─> Forwarder
-                 ├─ /emulator/...            the control API (Falcon), never forwarded
-                 ├─ GET /                    the web panel (with the control API on), never forwarded
-                 ├─ a content-level plan     Falcon app: FaultMiddleware around the forward
-                 └─ anything else            straight to Upstream.request (no Falcon: the fast path)
+    request ─> FaultLayer (socket-level faults, traffic log) ─┬─ no rule, nothing recorded: the loop
+                                                              │  thread forwards it (proxy.passthrough)
+                                                              └─ else a worker runs the Forwarder:
+          ├─ /emulator/...            the control API (Falcon), never forwarded
+          ├─ GET /                    the web panel (with the control API on), never forwarded
+          ├─ a content-level plan     Falcon app: FaultMiddleware around the forward
+          └─ anything else            straight to Upstream.request (no Falcon)
 
 The method, the raw request URI (path and query exactly as sent), the headers but the hop-by-hop
 ones, and the body go upstream; the status line, the headers but the hop-by-hop ones, and the
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 from typing import Any, Callable, Iterable
 
 import falcon
@@ -37,45 +40,14 @@ from emulator.http.protocol import JSON, TEXT, ServerTransactions, envelope, req
 from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultChannel, FaultServer, FaultTask
 from emulator.sim.errors import AscomError
-from proxy.upstream import HOP_BY_HOP, Answer, Upstream, UpstreamFailure
+from proxy.messages import answer_headers, request_parts
+from proxy.passthrough import PANEL_ROOT, Passthrough
+from proxy.upstream import Upstream, UpstreamFailure
 
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/emulator/"
-#: The one path outside CONTROL_PREFIX the proxy answers itself, to GET only (the web panel);
-#: any other method on it is forwarded.
-PANEL_ROOT = "/"
 _LINGER_RST = struct.pack("ii", 1, 0)
-#: WSGI environ keys that are HTTP headers without the HTTP_ prefix.
-_PLAIN_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
-
-
-def request_parts(environ: dict) -> tuple[str, str, dict[str, str], bytes | None]:
-    """Method, raw URI, end-to-end headers and body of a WSGI request, as the client sent them."""
-    uri = environ.get("REQUEST_URI") or ""
-    if not uri.startswith("/"):  # absolute form, or a server that does not give the raw URI
-        query = environ.get("QUERY_STRING", "")
-        uri = environ.get("PATH_INFO", "/") + (f"?{query}" if query else "")
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
-        elif key in _PLAIN_HEADERS:
-            name = _PLAIN_HEADERS[key]
-        else:
-            continue
-        if name.lower() not in HOP_BY_HOP and value != "":
-            headers[name] = value
-    body = None
-    stream = environ.get("wsgi.input")
-    length = environ.get("CONTENT_LENGTH") or ""
-    if stream is not None and (length not in ("", "0") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()):
-        body = stream.read(int(length)) if length.isdigit() else stream.read()
-    return environ.get("REQUEST_METHOD", "GET"), uri, headers, body
-
-
-def answer_headers(answer: Answer) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP and k.lower() not in ("server", "date")]
 
 
 class Forwarder:
@@ -178,7 +150,22 @@ class ProxyChannel(FaultChannel):
 
 
 class ProxyServer(FaultServer):
+    """The proxy's waitress server: a request the :class:`~proxy.passthrough.Passthrough` takes
+    is forwarded by the loop thread itself; any other goes to a worker, as in the emulator."""
+
     channel_class = ProxyChannel
+    passthrough: Passthrough | None = None  # set by Proxy.start when nothing is recorded
+    _loop_thread: int | None = None
+
+    def run(self) -> None:
+        self._loop_thread = threading.get_ident()
+        super().run()
+
+    def add_task(self, task: Any) -> None:
+        passthrough = self.passthrough
+        if passthrough is not None and threading.get_ident() == self._loop_thread and passthrough.take(task):
+            return
+        super().add_task(task)
 
 
 class ProxyBackgroundServer(BackgroundServer):

@@ -58,6 +58,148 @@ def parse_address(text: str) -> tuple[str, int]:
 _MAX_HEAD = 65536
 
 
+class ProtocolError(ConnectionError):
+    """The upstream's answer is not HTTP/1.x as framed."""
+
+
+def request_bytes(method: str, uri: str, host_header: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    """One request as it goes upstream: ``host_header`` is the whole ``Host: ...\\r\\n`` line."""
+    lines = [f"{method} {uri} HTTP/1.1\r\n", host_header]
+    lines += [f"{k}: {v}\r\n" for k, v in headers.items()]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}\r\n")
+    lines.append("\r\n")
+    data = "".join(lines).encode("latin-1")
+    return data + body if body else data
+
+
+class AnswerReader:
+    """One answer parsed from the bytes as they come (``feed``), whoever reads the socket.
+
+    The blocking client and the proxy's loop-thread path share it, so both frame answers alike:
+    Content-Length, chunked, or to the close; no body for HEAD, 1xx, 204 and 304; ``1xx``
+    interim answers (but 101) are skipped. Once :attr:`done`, ``answer`` is the answer with its
+    body (chunks joined), ``keep`` says whether the connection may carry another request and
+    ``leftover`` holds bytes read past the answer.
+    """
+
+    __slots__ = ("method", "buf", "answer", "keep", "leftover", "done", "_mode", "_need", "_parts", "_pos")
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.buf: bytes | bytearray = b""
+        self._pos = 0
+        self.answer: Answer | None = None
+        self.keep = False
+        self.leftover = b""
+        self.done = False
+        self._mode = "head"  # head | length | chunk-size | chunk-data | trailers | close
+        self._need = 0
+        self._parts: list[bytes] = []
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next bytes (b"": the upstream closed); True once the answer is whole.
+        ConnectionResetError when the upstream closed before it was, ProtocolError for bytes
+        that are not an HTTP/1.x answer."""
+        buf = self.buf
+        if not data:
+            if self._mode == "close":
+                return self._finish(buf[self._pos:], b"")
+            raise ConnectionResetError("the upstream closed the connection")
+        if not buf:
+            buf = data  # the usual case: a whole answer in one read, no copy
+        else:
+            if type(buf) is bytes:
+                buf = bytearray(buf)
+            buf += data  # amortised: a large answer in many reads is copied once
+        self.buf = buf
+        pos = self._pos
+        while True:
+            mode = self._mode
+            if mode == "length":
+                end = pos + self._need
+                if len(buf) < end:
+                    break
+                return self._finish(buf[pos:end], buf[end:])
+            if mode == "chunk-data":
+                end = pos + self._need
+                if len(buf) < end + 2:
+                    break
+                self._parts.append(bytes(buf[pos:end]))
+                pos = end + 2
+                self._mode = "chunk-size"
+                continue
+            if mode == "close":
+                break
+            marker = b"\r\n\r\n" if mode == "head" else b"\r\n"
+            at = buf.find(marker, pos)
+            if at < 0:
+                if len(buf) - pos > _MAX_HEAD:
+                    raise ProtocolError(f"an answer line or header block longer than 64 KiB ({mode})")
+                break
+            line, pos = buf[pos:at], at + len(marker)
+            if mode == "head":
+                self._head(bytes(line).decode("latin-1"))
+            elif mode == "chunk-size":
+                size_text = bytes(line).split(b";")[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise ProtocolError(f"a chunk size that is not hex: {size_text[:20]!r}") from None
+                self._mode, self._need = ("chunk-data", size) if size else ("trailers", 0)
+            elif not line:  # trailers, up to the empty line
+                return self._finish(b"".join(self._parts), buf[pos:])
+        self._pos = pos
+        return False
+
+    def _head(self, head: str) -> None:
+        status_line, _, rest = head.partition("\r\n")
+        version, _, tail = status_line.partition(" ")
+        code_text, _, reason = tail.partition(" ")
+        if not version.startswith("HTTP/1.") or not code_text.isdigit():
+            raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+        status = int(code_text)
+        if status < 200 and status != 101:
+            return  # 100 Continue and other interim answers: the real one follows (mode stays "head")
+        headers: list[tuple[str, str]] = []
+        length = None
+        chunked = False
+        close = version == "HTTP/1.0"
+        for line in rest.split("\r\n") if rest else ():
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
+            name, value = name.strip(), value.strip()
+            low = name.lower()
+            if low == "content-length":
+                if not value.isdigit():
+                    raise ProtocolError(f"Content-Length {value!r}")
+                length = int(value)
+            elif low == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif low == "connection":
+                tokens = {t.strip().lower() for t in value.split(",")}
+                close = "close" in tokens or (close and "keep-alive" not in tokens)
+            headers.append((name, value))
+        self.answer = Answer(status, reason, headers, b"")
+        self.keep = not close
+        if self.method == "HEAD" or status in (204, 304) or status < 200:
+            self._mode, self._need = "length", 0
+        elif chunked:
+            self._mode = "chunk-size"
+        elif length is not None:
+            self._mode, self._need = "length", length
+        else:
+            self._mode, self.keep = "close", False
+
+    def _finish(self, body: bytes | bytearray, leftover: bytes | bytearray) -> bool:
+        self.answer.body = body if type(body) is bytes else bytes(body)
+        self.leftover = bytes(leftover)
+        self.buf = b""
+        self.done = True
+        return True
+
+
 class _Conn:
     """One keep-alive connection and the bytes read past the last answer."""
 
@@ -67,46 +209,11 @@ class _Conn:
         self.sock = sock
         self.buf = b""
 
-    def _more(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionResetError("the upstream closed the connection")
-        self.buf += data
-
-    def read_until(self, marker: bytes) -> bytes:
-        while True:
-            at = self.buf.find(marker)
-            if at >= 0:
-                out, self.buf = self.buf[:at], self.buf[at + len(marker):]
-                return out
-            if len(self.buf) > _MAX_HEAD:
-                raise ProtocolError("an answer line or header block longer than 64 KiB")
-            self._more()
-
-    def read_exactly(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._more()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def read_to_close(self) -> bytes:
-        chunks = [self.buf]
-        self.buf = b""
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
-
     def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
-
-
-class ProtocolError(ConnectionError):
-    """The upstream's answer is not HTTP/1.x as framed."""
 
 
 class Upstream:
@@ -116,7 +223,7 @@ class Upstream:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
-        self._host_header = f"Host: {host}:{port}\r\n" if ":" not in host else f"Host: [{host}]:{port}\r\n"
+        self.host_header = f"Host: {host}:{port}\r\n" if ":" not in host else f"Host: [{host}]:{port}\r\n"
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: set[_Conn] = set()
@@ -176,67 +283,13 @@ class Upstream:
         return answer
 
     def _exchange(self, conn: _Conn, method: str, uri: str, headers: dict[str, str], body: bytes | None) -> tuple[Answer, bool]:
-        lines = [f"{method} {uri} HTTP/1.1\r\n", self._host_header]
-        lines += [f"{k}: {v}\r\n" for k, v in headers.items()]
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}\r\n")
-        lines.append("\r\n")
-        conn.sock.sendall("".join(lines).encode("latin-1") + (body or b""))
-        while True:
-            head = conn.read_until(b"\r\n\r\n").decode("latin-1")
-            status_line, _, rest = head.partition("\r\n")
-            version, _, tail = status_line.partition(" ")
-            code_text, _, reason = tail.partition(" ")
-            if not version.startswith("HTTP/1.") or not code_text.isdigit():
-                raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
-            status = int(code_text)
-            if status >= 200 or status == 101:
-                break  # 100 Continue and other interim answers: the real one follows
-        answer_headers: list[tuple[str, str]] = []
-        length = None
-        chunked = False
-        close = version == "HTTP/1.0"
-        for line in rest.split("\r\n") if rest else ():
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
-            name, value = name.strip(), value.strip()
-            low = name.lower()
-            if low == "content-length":
-                if not value.isdigit():
-                    raise ProtocolError(f"Content-Length {value!r}")
-                length = int(value)
-            elif low == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif low == "connection":
-                tokens = {t.strip().lower() for t in value.split(",")}
-                close = "close" in tokens or (close and "keep-alive" not in tokens)
-            answer_headers.append((name, value))
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            data = b""
-        elif chunked:
-            data = self._chunks(conn)
-        elif length is not None:
-            data = conn.read_exactly(length)
-        else:
-            data, close = conn.read_to_close(), True
-        return Answer(status, reason, answer_headers, data), not close
-
-    @staticmethod
-    def _chunks(conn: _Conn) -> bytes:
-        parts = []
-        while True:
-            size_line = conn.read_until(b"\r\n").split(b";")[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise ProtocolError(f"a chunk size that is not hex: {size_line[:20]!r}") from None
-            if size == 0:
-                while conn.read_until(b"\r\n"):  # trailers, up to the empty line
-                    pass
-                return b"".join(parts)
-            parts.append(conn.read_exactly(size))
-            conn.read_exactly(2)
+        conn.sock.sendall(request_bytes(method, uri, self.host_header, headers, body))
+        reader = AnswerReader(method)
+        recv = conn.sock.recv
+        while not reader.feed(recv(65536)):
+            pass
+        conn.buf = reader.leftover
+        return reader.answer, reader.keep
 
     def close(self) -> None:
         """Close every pooled connection; later requests fail as refused."""

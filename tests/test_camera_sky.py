@@ -361,10 +361,11 @@ def test_two_emulator_processes_see_the_same_stars(tmp_path):
     proc = spawn("--config", str(config), "--port", "0")
     try:
         url = wait_for_url(proc)
-        with Emulator(config.read_text() and {"emulator": {"sunlight": False}, "devices": [
+        same = {"emulator": {"sunlight": False}, "devices": [  # the file's config, in this process
             {"type": "camera", "width": SW, "height": SH, "readout_time_s": 0, "connected": True},
             {"type": "telescope", "tracking": True, "connected": True},
-        ]}, time_scale=1000, seed=SEED) as emu:
+        ]}
+        with Emulator(same, time_scale=1000, seed=SEED) as emu:
             frames = []
             for address in (url.removeprefix("http://"), emu.address):
                 tel, cam = Telescope(address, 0), Camera(address, 0)

@@ -16,6 +16,7 @@ import threading
 
 from emulator.cli import _port, _threads, control_lines, control_port_arg, own_control_port
 from emulator.serve.recording import RecordingError
+from emulator.serve.waitress_check import WaitressChanged
 from proxy import Proxy
 from proxy.replay import TIME_VARYING, replay
 from proxy.upstream import parse_address
@@ -138,6 +139,9 @@ def serve_main(argv: list[str]) -> int:
     )
     try:
         proxy.start()
+    except WaitressChanged as exc:
+        print(f"alpaca-proxy: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if args.record is not None and exc.filename is not None and str(exc.filename) == str(args.record):
             print(f"alpaca-proxy: cannot write the recording {args.record}: {exc.strerror}", file=sys.stderr)

@@ -57,6 +57,17 @@ def test_a_slaved_dome_follows_the_mounts_slews():
         assert d.Slewing is False and az_apart(d.Azimuth, 250.0) <= 1.0
 
 
+def test_a_slaved_dome_nobody_asks_has_been_turning_meanwhile():
+    with observatory() as emu:
+        t, d = Telescope(emu.address, 0), Dome(emu.address, 0)
+        d.Slaved = True
+        t.SlewToAltAzAsync(200.0, 40.0)
+        wait_for(lambda: not t.Slewing, what="the mount to stop")  # only the mount is asked meanwhile
+        time.sleep(0.5)  # 50 simulated s more: a 160 degree turn at 5 deg/s takes 32 s
+        assert d.Slewing is False  # the first question: it is there already, not starting out now
+        assert az_apart(d.Azimuth, 200.0) <= 1.0
+
+
 def test_the_mounts_offset_from_the_dome_centre_moves_the_dome_by_the_computed_amount():
     radius, north = 2.0, 0.5
     with observatory(dome_radius_m=radius, mount_offset_north_m=north, follow_tolerance_deg=0.05) as emu:

@@ -15,6 +15,7 @@ from emulator import Emulator, profiles
 from emulator.banner import device_lines, traffic_summary
 from emulator.config import ConfigError, EmulatorSettings
 from emulator.http.auth import Credentials
+from emulator.serve.waitress_check import WaitressChanged
 from emulator.validation import describe_errors
 
 
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"alpaca-emulator: {exc}", file=sys.stderr)
         return 2
+    except WaitressChanged as exc:
+        print(f"alpaca-emulator: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if args.record is not None and exc.filename is not None and str(exc.filename) == str(args.record):
             print(f"alpaca-emulator: cannot write the recording {args.record}: {exc.strerror}", file=sys.stderr)

@@ -16,6 +16,7 @@ import threading
 
 from emulator.cli import _port, _threads, control_lines, control_port_arg, own_control_port
 from emulator.serve.recording import RecordingError
+from emulator.serve.waitress_check import WaitressChanged
 from proxy import Proxy
 from proxy.replay import TIME_VARYING, replay
 from proxy.upstream import parse_address
@@ -138,6 +139,9 @@ def serve_main(argv: list[str]) -> int:
     )
     try:
         proxy.start()
+    except WaitressChanged as exc:
+        print(f"alpaca-proxy: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         if args.record is not None and exc.filename is not None and str(exc.filename) == str(args.record):
             print(f"alpaca-proxy: cannot write the recording {args.record}: {exc.strerror}", file=sys.stderr)
@@ -160,6 +164,7 @@ def serve_main(argv: list[str]) -> int:
     if proxy.control:
         for line in control_lines(proxy.url, proxy.control_url if proxy.control_port is not None else None, bool(proxy.control_token)):
             print(line, flush=True)
+        print(f"web panel on {proxy.panel_url}", flush=True)
     if proxy.record is not None:
         print(f"recording to {proxy.record}", flush=True)
     if proxy.discovery_port is not None:

@@ -12,9 +12,9 @@ whole, writes it to the client: no worker, no trigger, and the upstream's socket
 entry in the same select() (``bench/README.md``, "Proxy").
 
 It takes a request only when nothing else is needed: no fault rule exists, nothing is recorded,
-the path is not the control API, the request is well formed, the upstream is an IP address (a
-name would need a resolver call that could block the loop) and nothing of the connection's
-earlier answers is still unsent. Everything else goes to the worker path
+the path is not the control API's or the web panel's (``/``), the request is well formed, the
+upstream is an IP address (a name would need a resolver call that could block the loop) and
+nothing of the connection's earlier answers is still unsent. Everything else goes to the worker path
 (:class:`proxy.forward.Forwarder`) unchanged. Both paths frame the answer with the same
 :class:`~proxy.upstream.AnswerReader`, send the same parts of the request
 (:mod:`proxy.messages`), build the client's answer head with waitress's own task, log the same
@@ -48,6 +48,9 @@ from proxy.upstream import AnswerReader, ProtocolError, Upstream, request_bytes
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/emulator/"
+#: The one path outside CONTROL_PREFIX the proxy answers itself, to GET only (the web panel;
+#: any other method on it is forwarded); left to the worker path, which knows the method.
+PANEL_ROOT = "/"
 _LINGER_RST = struct.pack("ii", 1, 0)
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
 
@@ -355,7 +358,8 @@ class Passthrough:
         if not channel.requests or not self.ready(channel):
             return False
         request = channel.requests[0]
-        if request.error or request.fault_ctx is not None or (request.path or "").startswith(CONTROL_PREFIX):
+        path = request.path or ""
+        if request.error or request.fault_ctx is not None or path.startswith(CONTROL_PREFIX) or path == PANEL_ROOT:
             return False
         ctx = self.layer.begin(channel, request)
         if ctx is None:

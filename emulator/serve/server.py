@@ -20,6 +20,7 @@ from waitress.task import ThreadedTaskDispatcher
 
 from emulator.serve.sockets import FaultLayer, FaultServer
 from emulator.serve.tls import TLSFaultServer
+from emulator.serve.waitress_check import ensure_waitress
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class BackgroundServer:
     ) -> None:
         """``layer`` serves through the fault layer (without it: plain waitress, for benchmarks);
         ``ssl_context`` (an :class:`ssl.SSLContext`, with ``layer``) serves HTTPS (:mod:`emulator.serve.tls`)."""
+        ensure_waitress()  # fail loudly, naming what is missing, before a rehearsal depends on it
         adjustments.setdefault("channel_timeout", 300)
         adjustments.setdefault("connection_limit", 1000)
         adjustments.setdefault("ident", "alpaca-rehearsal")

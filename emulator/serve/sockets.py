@@ -19,6 +19,9 @@ need the socket, and hands the plan to the app in the WSGI environ for the fault
 Alpaca answer itself. With no rules, the only extra work is one dict lookup and appending one
 traffic entry.
 
+The waitress internals this relies on are listed, and checked before the first server starts, in
+:mod:`emulator.serve.waitress_check`; add any new one there.
+
 Threading rules this module keeps:
 
 - Socket state (close, SO_LINGER, the listening socket) changes only on the loop thread; worker

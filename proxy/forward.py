@@ -148,6 +148,12 @@ class ProxyTask(FaultTask):
 class ProxyChannel(FaultChannel):
     task_class = ProxyTask
 
+    def received(self, data: bytes) -> bool:
+        passthrough = self.server.passthrough
+        if passthrough is not None and not self.muted and not self.will_close and passthrough.received(self, data):
+            return True
+        return FaultChannel.received(self, data)
+
 
 class ProxyServer(FaultServer):
     """The proxy's waitress server: a request the :class:`~proxy.passthrough.Passthrough` takes
@@ -166,6 +172,9 @@ class ProxyServer(FaultServer):
         if passthrough is not None and threading.get_ident() == self._loop_thread and passthrough.take(task):
             return
         super().add_task(task)
+
+    def to_worker(self, channel: Any) -> None:
+        super().add_task(channel)
 
 
 class ProxyBackgroundServer(BackgroundServer):

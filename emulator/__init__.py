@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.config import EmulatorConfig, config_from_dict, default_config, load_config, profile_config, with_profile
-from emulator.control import ControlListener, add_control_routes, is_loopback
+from emulator.control import ControlListener, add_control_routes, device_view, is_loopback
 from emulator.faults.engine import FaultSet
 from emulator.faults.middleware import FaultMiddleware
 from emulator.http.app import build_app
@@ -301,6 +301,10 @@ class Emulator:
         """Every simulated device model, as configured."""
         self._running()
         return list(self.registry)
+
+    def device_views(self) -> list[dict[str, Any]]:
+        """Every device as the control API's ``GET /devices`` lists it, in type and number order."""
+        return [device_view(d) for d in sorted(self.devices(), key=lambda d: (d.device_type, d.number))]
 
     def get_state(self, device_type: str, number: int = 0) -> dict[str, Any]:
         dev = self.device(device_type, number)

@@ -14,6 +14,7 @@
                                                 device_type, device_number, member, verb, since, rule, limit
     DELETE /emulator/v1/traffic                 clear it
     GET    /emulator/v1/devices                 every device: type, number, name, state, settable names
+                                                (a proxy: its upstream's devices, state read from it)
     GET    /emulator/v1/devices/{type}/{n}/state   simulated state, e.g. {"IsSafe": true, ...}
     PUT    /emulator/v1/devices/{type}/{n}/state   set some of it: {"IsSafe": false}
     POST   /emulator/v1/reset                   configured device state back, every rule removed
@@ -109,15 +110,28 @@ def access_error(req: falcon.Request, token: str | None) -> tuple[int, str] | No
     return 401, "missing or wrong control token (send 'Authorization: Bearer <token>')"
 
 
+def device_view(dev: Any) -> dict[str, Any]:
+    """A simulated device as ``GET /devices`` lists it (and the web panel shows it)."""
+    with dev.lock:
+        state = dev.get_state()
+        settable = {name: kind.__name__ for name, (kind, _) in dev.state_setters().items()}
+    return {"device_type": dev.device_type, "device_number": dev.number, "name": dev.name,
+            "state": state, "settable": settable}
+
+
 class Steerable(Protocol):
-    """What the control API steers (an :class:`emulator.Emulator`)."""
+    """What the control API steers: an :class:`emulator.Emulator`, or a :class:`proxy.Proxy`
+    (whose ``device`` raises KeyError: its devices are its upstream's)."""
 
     faults: FaultSet
     traffic: TrafficLog
 
     def device(self, device_type: str, number: int = 0) -> Any: ...
 
-    def devices(self) -> list[Any]: ...
+    def device_views(self) -> list[dict[str, Any]]:
+        """Every device as ``GET /devices`` answers: device_type, device_number, name, state,
+        settable (name -> bool/int/float/str/object/dict), optionally a ``note`` for a person."""
+        ...
 
     def reset(self) -> None: ...
 
@@ -278,14 +292,7 @@ class DevicesResource(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.allowed(req, resp):
             return
-        out = []
-        for dev in sorted(self.emu.devices(), key=lambda d: (d.device_type, d.number)):
-            with dev.lock:
-                state = dev.get_state()
-                settable = {name: kind.__name__ for name, (kind, _) in dev.state_setters().items()}
-            out.append({"device_type": dev.device_type, "device_number": dev.number, "name": dev.name,
-                        "state": state, "settable": settable})
-        _send(resp, 200, out)
+        _send(resp, 200, self.emu.device_views())
 
 
 class PreviewResource(_Resource):

@@ -15,6 +15,11 @@ few worker threads per browser tab. Every change the page makes (a rule added, r
 switched off; a state set) is a control API call, so the page can do nothing the API cannot, and
 rules are validated by the same model, the API's field errors shown beside the form's fields.
 
+What it shows comes through a small interface, :class:`PanelSource`: the rules (``faults``) and
+the devices as the control API's ``GET /devices`` lists them (``device_views``), so the same page
+serves the emulator and ``alpaca-proxy``, whose devices are its upstream's (state read from the
+upstream, nothing settable, no camera preview: ``previews`` off and a ``note`` saying so).
+
 Access is the control API's (:func:`emulator.control.access_error`): loopback clients only
 without a control token; with one, ``/?token=TOKEN`` (or the page's form) stores it in an
 HttpOnly, SameSite=Strict cookie that the control API accepts, and the address bar drops it.
@@ -28,13 +33,14 @@ import functools
 import html
 import json
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import falcon
 
-from emulator.control import PREFIX, TOKEN_COOKIE, Steerable, access_error, token_matches
+from emulator.control import PREFIX, TOKEN_COOKIE, access_error, token_matches
 from emulator.faults.actions import REGISTRY
+from emulator.faults.engine import FaultSet
 from emulator.faults.rules import ACTION_KINDS, DEVICE_TYPES, SPECIAL_TYPES, VERBS, RuleSpec, Trigger
 from emulator.http.setup import DeviceSetupPage
 from emulator.sim.devices import DEVICE_CLASSES
@@ -47,6 +53,16 @@ STATIC_PATH = f"{PANEL_PATH}/static"
 STATIC_FILES = {"panel.js": "text/javascript; charset=utf-8", "panel.css": "text/css; charset=utf-8"}
 #: Milliseconds between the page's polls of the control API.
 POLL_MS = 1000
+
+
+class PanelSource(Protocol):
+    """What the panel shows (an :class:`emulator.Emulator` or a :class:`proxy.Proxy`)."""
+
+    faults: FaultSet
+
+    def device_views(self) -> list[dict[str, Any]]:
+        """The devices as ``GET /emulator/v1/devices`` lists them (what panel.js polls)."""
+        ...
 
 
 @functools.cache
@@ -79,25 +95,25 @@ def _value_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _device_card(dev: Any) -> str:
-    with dev.lock:
-        state = dev.get_state()
-    key = f"{dev.device_type}/{dev.number}"
+def _device_card(dev: dict[str, Any], previews: bool) -> str:
+    dtype, number, state = dev["device_type"], dev["device_number"], dev.get("state") or {}
+    key = f"{dtype}/{number}"
     rows = "".join(
         f"<tr data-key='{_e(k)}'><th>{_e(k)}</th><td class='value{' long' if len(_value_text(v)) > 12 else ''}'>"
         f"{_e(_value_text(v))}</td><td class='control'></td></tr>"
         for k, v in state.items()
     )
     preview = ""
-    if dev.device_type == "camera":
+    if dtype == "camera" and previews:
         preview = (
-            f"<figure class='preview'><img data-camera='{dev.number}' alt='latest frame of camera {dev.number}' hidden>"
+            f"<figure class='preview'><img data-camera='{number}' alt='latest frame of camera {number}' hidden>"
             "<figcaption class='preview-note'>No frame yet: take an exposure.</figcaption></figure>"
         )
     return (
         f"<section class='device' data-device='{_e(key)}'>"
-        f"<h3><a href='/setup/v1/{_e(dev.device_type)}/{dev.number}/setup'>{_e(dev.device_type)} {dev.number}</a>"
-        f" <span class='name'>{_e(dev.name)}</span></h3>"
+        f"<h3><a href='/setup/v1/{_e(dtype)}/{number}/setup'>{_e(dtype)} {number}</a>"
+        f" <span class='name'>{_e(dev['name'])}</span></h3>"
+        f"<p class='device-note'>{_e(dev.get('note') or '')}</p>"
         f"<p class='device-error' role='alert'></p>{preview}"
         f"<table class='state'><tbody>{rows}</tbody></table></section>"
     )
@@ -122,10 +138,10 @@ def _action_text(action: dict[str, Any]) -> str:
     return _summary(changed) if changed else ""
 
 
-def _relevant(rule: dict[str, Any], focus: Any) -> bool:
+def _relevant(rule: dict[str, Any], focus: dict[str, Any] | None) -> bool:
     match = rule.get("match") or {}
-    return focus is None or (match.get("device_type") in (None, focus.device_type)
-                             and match.get("device_number") in (None, focus.number))
+    return focus is None or (match.get("device_type") in (None, focus["device_type"])
+                             and match.get("device_number") in (None, focus["device_number"]))
 
 
 def _rule_row(rule: dict[str, Any]) -> str:
@@ -153,10 +169,10 @@ def _field(name: str, label: str, control: str) -> str:
     )
 
 
-def _rule_form(focus: Any) -> str:
+def _rule_form(focus: dict[str, Any] | None) -> str:
     cfg = _page_config_base()
-    dtype = focus.device_type if focus is not None else ""
-    dnum = str(focus.number) if focus is not None else ""
+    dtype = focus["device_type"] if focus is not None else ""
+    dnum = str(focus["device_number"]) if focus is not None else ""
     trigger = cfg["schema"]["$defs"]["Trigger"]["properties"]
     trigger_fields = "".join(
         _field(f"trigger.{k}", k, f"<input name='trigger.{k}' size='6' title='{_e(p.get('description', ''))}'>")
@@ -179,18 +195,22 @@ def _rule_form(focus: Any) -> str:
     )
 
 
-def render_page(emu: Steerable, focus: Any = None, title: str = "alpaca-rehearsal emulator") -> str:
-    """The whole page as it is now; ``focus`` (a device model) narrows it to one device."""
-    devices = sorted(emu.devices(), key=lambda d: (d.device_type, d.number))
-    shown = [focus] if focus is not None else devices
-    rules = [d for d in (r.as_dict() for r in emu.faults.list()) if _relevant(d, focus)]
-    config = {**_page_config_base(), "focus": [focus.device_type, focus.number] if focus is not None else None}
+def render_page(source: PanelSource, focus: dict[str, Any] | None = None, title: str = "alpaca-rehearsal emulator",
+                previews: bool = True, note: str | None = None) -> str:
+    """The whole page as it is now; ``focus`` (one of ``source.device_views()``) narrows it to
+    one device; ``previews`` False leaves the cameras' frame out; ``note`` heads the devices."""
+    shown = [focus] if focus is not None else source.device_views()
+    rules = [d for d in (r.as_dict() for r in source.faults.list()) if _relevant(d, focus)]
+    config = {**_page_config_base(),
+              "focus": [focus["device_type"], focus["device_number"]] if focus is not None else None}
     if focus is not None:
-        title = f"Setup: {focus.device_type} {focus.number} ({focus.name})"
+        title = f"Setup: {focus['device_type']} {focus['device_number']} ({focus['name']})"
     links = f"<a href='/'>all devices</a> · " if focus is not None else ""
     script_config = json.dumps(config).replace("</", "<\\/")
     traffic_types = _options(list(DEVICE_CLASSES) + ["management", "setup", "simulator"],
-                             selected=focus.device_type if focus is not None else "")
+                             selected=focus["device_type"] if focus is not None else "")
+    devices_note = f"<p class='devices-note'>{_e(note)}</p>" if note else ""
+    empty = "" if shown else "<p class='empty'>No devices.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -199,7 +219,7 @@ def render_page(emu: Steerable, focus: Any = None, title: str = "alpaca-rehearsa
 <p>{links}<a href="/setup">setup</a> · <a href="{PREFIX}/faults">control API</a> · v{_e(__version__)}
 · <span id="status">loaded; waiting for the first update</span></p></header>
 <main>
-<section id="devices"><h2>Devices</h2><div class="cards">{''.join(_device_card(d) for d in shown)}</div></section>
+<section id="devices"><h2>Devices</h2>{devices_note}{empty}<div class="cards">{''.join(_device_card(d, previews) for d in shown)}</div></section>
 <section id="faults"><h2>Fault rules</h2>
 <table class="rules"><thead><tr><th>id</th><th>name</th><th>match</th><th>action</th><th>trigger</th><th>matched</th><th>fired</th><th></th></tr></thead>
 <tbody>{''.join(_rule_row(r) for r in rules)}</tbody></table>
@@ -208,7 +228,7 @@ def render_page(emu: Steerable, focus: Any = None, title: str = "alpaca-rehearsa
 {_rule_form(focus)}</section>
 <section id="traffic"><h2>Traffic</h2>
 <form id="traffic-filters">device_type <select name="device_type">{traffic_types}</select>
-device_number <input name="device_number" size="3" value="{_e(focus.number) if focus is not None else ''}">
+device_number <input name="device_number" size="3" value="{_e(focus['device_number']) if focus is not None else ''}">
 member <input name="member" size="12"> verb <select name="verb">{_options(['GET', 'PUT'])}</select>
 rule <input name="rule" size="6"> last <input name="limit" size="4" value="50">
 <label><input type="checkbox" name="paused"> pause</label>
@@ -233,10 +253,16 @@ def _refusal_page(message: str, ask_token: bool) -> str:
 
 
 class _Page:
-    def __init__(self, emu: Steerable, token: str | None, title: str) -> None:
-        self.emu = emu
+    def __init__(self, source: PanelSource, token: str | None, title: str, previews: bool = True,
+                 note: str | None = None) -> None:
+        self.source = source
         self.token = token
         self.title = title
+        self.previews = previews
+        self.note = note
+
+    def render(self, focus: dict[str, Any] | None = None) -> str:
+        return render_page(self.source, focus, self.title, self.previews, self.note)
 
     def admit(self, req: falcon.Request, resp: falcon.Response) -> bool:
         """The control API's access rule; ``?token=`` that matches becomes a cookie and a redirect."""
@@ -268,29 +294,28 @@ class PanelPage(_Page):
         if self.admit(req, resp):
             resp.content_type = HTML
             resp.cache_control = ["no-store"]
-            resp.text = render_page(self.emu, title=self.title)
+            resp.text = self.render()
 
 
 class DevicePanelPage(_Page):
     """``/setup/v1/{type}/{n}/setup``: the panel about one device; the plain setup page otherwise."""
 
-    def __init__(self, emu: Steerable, token: str | None, title: str, plain: DeviceSetupPage) -> None:
-        super().__init__(emu, token, title)
+    def __init__(self, source: PanelSource, token: str | None, title: str, plain: DeviceSetupPage, previews: bool = True,
+                 note: str | None = None) -> None:
+        super().__init__(source, token, title, previews, note)
         self.plain = plain
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, device_type: str, device_number: str) -> None:
         device = None
-        if device_type in DEVICE_CLASSES and device_number.isdigit():
-            try:
-                device = self.emu.device(device_type, int(device_number))
-            except KeyError:
-                device = None
-        if device is None or access_error(req, self.token) is not None:
+        if access_error(req, self.token) is None and device_type in DEVICE_CLASSES and device_number.isdigit():
+            key = (device_type, int(device_number))
+            device = next((d for d in self.source.device_views() if (d["device_type"], d["device_number"]) == key), None)
+        if device is None:
             self.plain.on_get(req, resp, device_type, device_number)
             return
         resp.content_type = HTML
         resp.cache_control = ["no-store"]
-        resp.text = render_page(self.emu, focus=device, title=self.title)
+        resp.text = self.render(device)
 
 
 class StaticFile:
@@ -308,12 +333,15 @@ class StaticFile:
         resp.data = _static(name)
 
 
-def add_panel_routes(app: falcon.App, emu: Any, registry: Any, token: str | None = None,
-                     title: str = "alpaca-rehearsal emulator", at_root: bool = True, setup_pages: bool = True) -> None:
+def add_panel_routes(app: falcon.App, source: PanelSource, registry: Any = None, token: str | None = None,
+                     title: str = "alpaca-rehearsal emulator", at_root: bool = True, setup_pages: bool = True,
+                     previews: bool = True, note: str | None = None) -> None:
     """Mount the panel on ``app`` (after the control API); ``at_root`` False leaves ``/`` to whoever
     else answers it (a profile whose ``GET /`` is part of the API it imitates); ``setup_pages``
-    False leaves the devices' setup URLs alone (the control port has none)."""
-    page = PanelPage(emu, token, title)
+    False leaves the devices' setup URLs alone (the control port has none; a proxy forwards
+    them), True needs the ``registry`` for the plain setup page; ``previews`` False: no camera
+    frames (a proxy's cameras are the upstream's); ``note`` is shown above the devices."""
+    page = PanelPage(source, token, title, previews, note)
     if at_root:
         app.add_route("/", page)
     app.add_route(PANEL_PATH, page)
@@ -321,4 +349,4 @@ def add_panel_routes(app: falcon.App, emu: Any, registry: Any, token: str | None
     if setup_pages:
         # replaces the plain setup page's route; the plain page stays for clients without access
         app.add_route("/setup/v1/{device_type}/{device_number}/setup",
-                      DevicePanelPage(emu, token, title, DeviceSetupPage(registry)))
+                      DevicePanelPage(source, token, title, DeviceSetupPage(registry), previews, note))

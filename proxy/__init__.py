@@ -7,6 +7,7 @@
 Modules, in the order a request passes them:
 
     upstream     keep-alive HTTP connections to the upstream, one per worker thread; answer framing
+    devices      the upstream's devices and their state, read past the rules (the web panel's)
     messages     which parts of a request go upstream and of an answer come back
     passthrough  the fast path: a request no rule can touch, forwarded by the loop thread
     forward      the WSGI app that forwards (and the control API, and the fault middleware),
@@ -17,7 +18,8 @@ Modules, in the order a request passes them:
 
 The serving front is the emulator's own: :mod:`emulator.serve` (waitress, the socket-level
 faults, the traffic log, discovery), :mod:`emulator.faults` (rules, engine, middleware) and
-:mod:`emulator.control` (``/emulator/v1``); only the app behind it differs.
+:mod:`emulator.control` (``/emulator/v1``), :mod:`emulator.panel` (the web panel at ``/``);
+only the app behind it differs.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from typing import Any
 
 from emulator.control import ControlListener, PREFIX, is_loopback
 from emulator.faults.engine import FaultSet
+from emulator.panel import add_panel_routes
 from emulator.serve.discovery import DiscoveryResponder
 from emulator.serve.recording import Recorder
 from emulator.serve.sockets import FaultLayer
 from emulator.serve.traffic import TrafficLog
+from proxy.devices import UpstreamDevices
 from proxy.forward import Forwarder, ProxyBackgroundServer
 from proxy.passthrough import Passthrough
 from proxy.upstream import Upstream, parse_address
@@ -59,7 +63,9 @@ class Proxy:
     ``proxy.faults`` and ``proxy.traffic`` are the emulator's :class:`~emulator.faults.FaultSet`
     and :class:`~emulator.serve.traffic.TrafficLog`; the control API (``/emulator/v1``) steers
     them (``control=False`` turns it off, ``control_token`` protects it; ``control_port``, 0 for a
-    free one, serves it on a listener of its own too, which no rule reaches). ``discovery_port``
+    free one, serves it on a listener of its own too, which no rule reaches) and the web panel,
+    at ``/`` and ``/emulator/panel`` (and the control port's ``/``): the upstream's devices with
+    their state read from the upstream, the rules, the traffic. ``discovery_port``
     (None: off, 0: a free port) answers discovery with the proxy's own port, so a client that
     discovers finds the upstream's devices through the proxy. ``upstream_timeout_s`` is how long
     an answer may take. ``record`` writes every exchange to a JSON Lines file. ``seed`` seeds the
@@ -98,6 +104,7 @@ class Proxy:
         self.record = Path(record) if record is not None else None
         self.recorder: Recorder | None = None
         self.upstream: Upstream | None = None
+        self.upstream_devices = UpstreamDevices(self.upstream_host, self.upstream_port, upstream_timeout_s)
         self._server: ProxyBackgroundServer | None = None
         self._discovery: DiscoveryResponder | None = None
 
@@ -107,7 +114,8 @@ class Proxy:
         if self._server is not None:
             raise RuntimeError("proxy already started")
         self.upstream = Upstream(self.upstream_host, self.upstream_port, self.upstream_timeout_s)
-        app: Any = Forwarder(self.upstream, self, self.control, self.control_token)
+        self.upstream_devices = UpstreamDevices(self.upstream_host, self.upstream_port, self.upstream_timeout_s)
+        app: Any = Forwarder(self.upstream, self, self.control, self.control_token, mount=self._panel)
         if self.control and self.control_token is None and not is_loopback(self.host):
             log.warning("control API served to loopback clients only: no control token while bound to %s", self.host)
         layer = FaultLayer(self.faults, self.traffic, self.clock)
@@ -119,7 +127,8 @@ class Proxy:
             if self.recorder is None:  # the fast path records nothing, so it is off while recording
                 self._server.server.passthrough = Passthrough(self._server.server, self.upstream, layer)
             if self.control and self.requested_control_port is not None:
-                self._control = ControlListener(self, self.host, self.requested_control_port, self.control_token, None, self.clock)
+                self._control = ControlListener(self, self.host, self.requested_control_port, self.control_token, None, self.clock,
+                                                mount=self._panel)
             if self._discovery_port is not None:
                 self._discovery = DiscoveryResponder(self._server.port, self.host, self._discovery_port, hook=layer.discovery_hook)
                 self._discovery.start()
@@ -144,6 +153,7 @@ class Proxy:
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
+        self.upstream_devices.close()
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
@@ -182,6 +192,14 @@ class Proxy:
         return self._control.port if self._control is not None else None
 
     @property
+    def panel_url(self) -> str | None:
+        """The web panel: on the control API's own port if there is one (no rule reaches it), else
+        on the proxy's port; None with the control API off."""
+        if not self.control:
+            return None
+        return self._control.url.removesuffix(PREFIX) + "/" if self.control_port is not None else f"{self.url}/"
+
+    @property
     def control_url(self) -> str:
         """The control API's own listener if there is one, else ``<url>/emulator/v1``."""
         return self._control.url if self.control_port is not None else f"{self.url}{PREFIX}"
@@ -192,8 +210,23 @@ class Proxy:
         raise KeyError(f"the proxy simulates no devices: {device_type} {number} is the upstream's ({self.upstream_host}:{self.upstream_port})")
 
     def devices(self) -> list:
-        """None: the devices are the upstream's."""
+        """None: the devices are the upstream's (:meth:`device_views` lists them)."""
         return []
+
+    def device_views(self) -> list[dict[str, Any]]:
+        """The upstream's devices as the control API's ``GET /devices`` lists them: its device
+        list, a few members' values read from it directly (past the rules), nothing settable."""
+        return self.upstream_devices.views()
+
+    def _panel(self, app: Any) -> None:
+        """The emulator's web panel, showing the upstream's devices: no setup pages (the proxy
+        forwards the upstream's), no camera preview, a note that the state is the upstream's."""
+        where = f"{self.upstream_host}:{self.upstream_port}"
+        add_panel_routes(
+            app, self, token=self.control_token, title=f"alpaca-proxy for {where}", setup_pages=False, previews=False,
+            note=f"The devices and their state are the upstream's ({where}), read from it directly, past the fault "
+            "rules; set state there. The proxy's rules change only what its clients see.",
+        )
 
     def reset(self) -> None:
         """Remove every fault rule (the upstream's devices are not the proxy's to reset)."""

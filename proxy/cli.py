@@ -164,6 +164,7 @@ def serve_main(argv: list[str]) -> int:
     if proxy.control:
         for line in control_lines(proxy.url, proxy.control_url if proxy.control_port is not None else None, bool(proxy.control_token)):
             print(line, flush=True)
+        print(f"web panel on {proxy.panel_url}", flush=True)
     if proxy.record is not None:
         print(f"recording to {proxy.record}", flush=True)
     if proxy.discovery_port is not None:

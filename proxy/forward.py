@@ -4,6 +4,7 @@
                                                               │  thread forwards it (proxy.passthrough)
                                                               └─ else a worker runs the Forwarder:
           ├─ /emulator/...            the control API (Falcon), never forwarded
+          ├─ GET /                    the web panel (with the control API on), never forwarded
           ├─ a content-level plan     Falcon app: FaultMiddleware around the forward
           └─ anything else            straight to Upstream.request (no Falcon)
 
@@ -40,7 +41,7 @@ from emulator.serve.server import BackgroundServer
 from emulator.serve.sockets import FaultChannel, FaultServer, FaultTask
 from emulator.sim.errors import AscomError
 from proxy.messages import answer_headers, request_parts
-from proxy.passthrough import Passthrough
+from proxy.passthrough import PANEL_ROOT, Passthrough
 from proxy.upstream import Upstream, UpstreamFailure
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,18 @@ _LINGER_RST = struct.pack("ii", 1, 0)
 class Forwarder:
     """The proxy's WSGI app (see the module docstring for its three ways)."""
 
-    def __init__(self, upstream: Upstream, steerable: Any, control: bool, control_token: str | None) -> None:
+    def __init__(self, upstream: Upstream, steerable: Any, control: bool, control_token: str | None,
+                 mount: Callable[[falcon.App], None] | None = None) -> None:
         self.upstream = upstream
         self.transactions = ServerTransactions()
         self.falcon_app = self._falcon_app(steerable, control, control_token)
+        self.root = PANEL_ROOT if control and mount is not None else None  # the panel's; else forwarded
+        if self.root is not None:
+            mount(self.falcon_app)  # the web panel: / and /emulator/panel
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if PLAN_KEY in environ or environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if PLAN_KEY in environ or path.startswith(CONTROL_PREFIX) or (path == self.root and environ.get("REQUEST_METHOD") == "GET"):
             return self.falcon_app(environ, start_response)
         answer = self.upstream.request(*request_parts(environ))  # UpstreamFailure: ProxyTask cuts the connection
         headers = answer_headers(answer)
@@ -102,7 +108,13 @@ class Forwarder:
         def upstream_failed(req: falcon.Request, resp: falcon.Response, ex: UpstreamFailure, params: dict) -> None:
             raise ex  # past Falcon, to ProxyTask, which cuts the connection
 
+        def not_allowed(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPMethodNotAllowed, params: dict) -> None:
+            if req.path != PANEL_ROOT:
+                raise ex  # the control API's own 405
+            forward(req, resp)  # a faulted PUT / (or HEAD /): the panel answers GET only
+
         app.add_error_handler(AscomError, ascom_error)
+        app.add_error_handler(falcon.HTTPMethodNotAllowed, not_allowed)
         app.add_error_handler(UpstreamFailure, upstream_failed)
         return app
 
@@ -136,6 +148,12 @@ class ProxyTask(FaultTask):
 class ProxyChannel(FaultChannel):
     task_class = ProxyTask
 
+    def received(self, data: bytes) -> bool:
+        passthrough = self.server.passthrough
+        if passthrough is not None and not self.muted and not self.will_close and passthrough.received(self, data):
+            return True
+        return FaultChannel.received(self, data)
+
 
 class ProxyServer(FaultServer):
     """The proxy's waitress server: a request the :class:`~proxy.passthrough.Passthrough` takes
@@ -154,6 +172,9 @@ class ProxyServer(FaultServer):
         if passthrough is not None and threading.get_ident() == self._loop_thread and passthrough.take(task):
             return
         super().add_task(task)
+
+    def to_worker(self, channel: Any) -> None:
+        super().add_task(channel)
 
 
 class ProxyBackgroundServer(BackgroundServer):

@@ -90,7 +90,7 @@ class EmulatorSpec(Strict):
     seed: int = Field(0, description="Seed of the emulator (star fields, weather, seeded faults)")
     sunlight: bool | None = Field(None, description="Daylight override of the sky: true day, false night; unset follows the Sun")
     start_utc: datetime | None = Field(
-        None, description="Simulated UTC at start (e.g. 2026-01-15T16:00:00Z; without a zone: UTC); unset: now"
+        None, description="Simulated UTC at the timeline's start, t = 0 (e.g. 2026-01-15T16:00:00Z; without a zone: UTC); unset: now"
     )
     devices: list[DeviceConfigAny] | None = Field(  # type: ignore[valid-type]
         None,

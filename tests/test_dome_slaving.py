@@ -57,9 +57,21 @@ def test_a_slaved_dome_follows_the_mounts_slews():
         assert d.Slewing is False and az_apart(d.Azimuth, 250.0) <= 1.0
 
 
+def test_a_slaved_dome_nobody_asks_has_been_turning_meanwhile():
+    with observatory() as emu:
+        t, d = Telescope(emu.address, 0), Dome(emu.address, 0)
+        d.Slaved = True
+        t.SlewToAltAzAsync(200.0, 40.0)
+        wait_for(lambda: not t.Slewing, what="the mount to stop")  # only the mount is asked meanwhile
+        time.sleep(0.5)  # 50 simulated s more: a 160 degree turn at 5 deg/s takes 32 s
+        assert d.Slewing is False  # the first question: it is there already, not starting out now
+        assert az_apart(d.Azimuth, 200.0) <= 1.0
+
+
 def test_the_mounts_offset_from_the_dome_centre_moves_the_dome_by_the_computed_amount():
     radius, north = 2.0, 0.5
-    with observatory(dome_radius_m=radius, mount_offset_north_m=north, follow_tolerance_deg=0.05) as emu:
+    with observatory(dome_radius_m=radius, mount_offset_north_m=north, follow_tolerance_deg=0.05,
+                     shutter_initial="open", slit_width_deg=10.0) as emu:
         t, d = Telescope(emu.address, 0), Dome(emu.address, 0)
         t.SlewToAltAzAsync(90.0, 0.0)  # due east on the horizon
         wait_for(lambda: not t.Slewing, what="the mount to stop")
@@ -70,6 +82,10 @@ def test_the_mounts_offset_from_the_dome_centre_moves_the_dome_by_the_computed_a
         assert expected == pytest.approx(75.52, abs=0.01)
         assert az_apart(d.Azimuth, expected) <= 0.05
         assert az_apart(d.Azimuth, t.Azimuth) == pytest.approx(90.0 - expected, abs=0.06)
+        # the opening is in front of the telescope although the dome's azimuth is 14.5 deg off the
+        # mount's (more than half the 10 deg slit): it is judged from where the telescope stands
+        assert emu.device("dome").opening_faces(t.Azimuth, t.Altitude) is True
+        assert emu.device("dome").opening_faces(expected, 0.0) is False  # that way the sight line misses
 
 
 def test_a_meridian_flip_moves_a_dome_around_a_german_mount():

@@ -268,6 +268,8 @@ def test_the_command_lines_print_the_control_port():
     try:
         line = read_until(proc, r"control API on .*").group(0)
         assert "own port" not in line and "also" not in line
+        panel = read_until(proc, r"web panel on (http://127\.0\.0\.1:\d+/)").group(1)  # the upstream is down: no devices
+        assert "No devices." in requests.get(panel, timeout=5).text
     finally:
         code, _, err = stop(proc)
     assert code == 0, err

@@ -1,4 +1,5 @@
-"""The web panel in a real browser: headless Chromium driven by selenium, against a served emulator.
+"""The web panel in a real browser: headless Chromium driven by selenium, against a served emulator
+(and once through alpaca-proxy in front of it).
 
 One browser and one emulator for the module; each test opens the page afresh. The page polls
 every 200 ms here (``?poll_ms=200``), so a change shows within a few polls; every wait has a
@@ -17,6 +18,7 @@ from alpaca.camera import Camera
 from alpaca.safetymonitor import SafetyMonitor
 
 from emulator import Emulator
+from proxy import Proxy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -205,3 +207,38 @@ def test_the_camera_preview_appears_after_an_exposure(page, emu):
     assert page.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", img) == [320, 240]
     assert img.is_displayed() and "exposure 1" in note.text
     cam.Connected = False
+
+
+def test_the_proxys_panel_adds_a_rule_that_fails_a_proxied_request_and_removes_it(browser, emu):
+    """alpaca-proxy serves the same panel: the upstream's devices, the proxy's own rules."""
+    with Proxy(emu.address) as proxy:
+        browser.get_log("browser")  # what earlier tests left (their 400s on purpose)
+        browser.get(proxy.url + "/?poll_ms=200")
+        until(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-updates"), "the first update")
+        shown = {e.get_attribute("data-device") for e in browser.find_elements(By.CSS_SELECTOR, "#devices .device")}
+        assert shown == {f"{d.device_type}/{d.number}" for d in emu.devices()}
+        assert "upstream's" in browser.find_element(By.CSS_SELECTOR, ".devices-note").text
+        until(browser, lambda d: cell(d, "safetymonitor/0", "IsSafe").text == "true", "IsSafe read from the upstream")
+        assert not browser.find_elements(By.CSS_SELECTOR, "input[data-set], img[data-camera]")  # the state is the upstream's
+
+        issafe = proxy.url + "/api/v1/safetymonitor/0/issafe"
+        form = browser.find_element(By.ID, "rule-form")
+        Select(form.find_element(By.NAME, "match.device_type")).select_by_visible_text("safetymonitor")
+        form.find_element(By.NAME, "match.member").send_keys("issafe")
+        Select(form.find_element(By.NAME, "action.kind")).select_by_visible_text("http_status")
+        form.find_element(By.NAME, "action.status").send_keys("503")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        until(browser, lambda d: "added rule" in d.find_element(By.ID, "form-message").text, "the rule added")
+        [rule] = proxy.faults.list()
+        assert len(emu.faults) == 0  # the proxy's rule, not the upstream's
+        assert requests.get(issafe, timeout=TIMEOUT).status_code == 503
+        until(browser, lambda d: rule_row(d, rule.id).find_element(By.CSS_SELECTOR, ".fired").text == "1", "fired = 1")
+        # the panel reads the device past the rule: IsSafe stays shown
+        assert cell(browser, "safetymonitor/0", "IsSafe").text == "true"
+
+        rule_row(browser, rule.id).find_element(By.CSS_SELECTOR, "button.remove").click()
+        until(browser, lambda d: rule_row(d, rule.id) is None, "the rule gone")
+        assert len(proxy.faults) == 0
+        assert requests.get(issafe, timeout=TIMEOUT).json()["Value"] is True
+        assert SafetyMonitor(proxy.address, 0).IsSafe is True
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

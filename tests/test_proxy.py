@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import inspect
 import json
+import re
 import socket
 import time
 
@@ -22,6 +23,7 @@ import test_protocol as _protocol
 from conform import Options, Outcome, run
 from emulator import Emulator
 from proxy import Proxy
+from support import wait_until
 
 TIMEOUT = 10
 
@@ -222,3 +224,110 @@ def test_a_pooled_connection_the_upstream_closed_is_replaced(pair):
             assert time.monotonic() < deadline
     for _ in range(3):
         assert requests.get(url, timeout=TIMEOUT).json()["ErrorNumber"] == 0
+
+
+# -- the web panel on the proxy: the upstream's devices, the proxy's rules and traffic ------------------
+
+
+def _rule_rows(page: str) -> list[str]:
+    return re.findall(r"<tr data-rule='(r\d+)'", page)
+
+
+def test_the_panel_names_every_upstream_device_and_the_proxys_rules(pair):
+    upstream, proxy = pair
+    proxy.faults.add({"name": "camera outage", "match": {"device_type": "camera"}, "action": {"kind": "http_status", "status": 503}})
+    proxy.faults.add({"match": {"device_type": "dome", "member": "slewing"}, "action": "bad_json"})
+    assert proxy.panel_url == proxy.url + "/"
+    for path in ("/", "/emulator/panel"):
+        resp = requests.get(proxy.url + path, timeout=TIMEOUT)
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html"), path
+        page = resp.text
+        assert f"alpaca-proxy for {upstream.address}" in page and "the upstream&#x27;s" in page
+        for dev in upstream.devices():
+            assert f"data-device='{dev.device_type}/{dev.number}'" in page and dev.name in page
+        assert _rule_rows(page) == [r.id for r in proxy.faults.list()]
+        assert "camera outage" in page and "http_status" in page and "bad_json" in page
+        assert "data-camera" not in page  # no preview: the frames are the upstream's
+    assert requests.get(proxy.url + "/emulator/panel/static/panel.js", timeout=TIMEOUT).status_code == 200
+    # the panel's state reads went straight to the upstream: the proxy's log has only the pages
+    assert [e.path for e in proxy.traffic.entries()] == ["/"]
+    # the setup URLs are the upstream's, forwarded as they are
+    setup = "/setup/v1/focuser/0/setup"
+    assert requests.get(proxy.url + setup, timeout=TIMEOUT).text == requests.get(upstream.url + setup, timeout=TIMEOUT).text
+    # a rule on everything breaks /, as on the emulator; /emulator/panel and the API it polls stay
+    proxy.faults.add({"action": {"kind": "http_status", "status": 503}})
+    assert requests.get(proxy.url + "/", timeout=TIMEOUT).status_code == 503
+    assert requests.get(proxy.url + "/emulator/panel", timeout=TIMEOUT).status_code == 200
+    assert requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).status_code == 200
+
+
+def test_the_device_list_is_the_upstreams_with_state_read_past_the_rules():
+    config = {"devices": [{"type": "safetymonitor", "connected": True}, {"type": "focuser"}, {"type": "dome", "number": 2, "connected": True}]}
+    with Emulator(config) as upstream, Proxy(upstream.address) as proxy:
+        proxy.faults.add({"match": {"device_type": "safetymonitor"}, "action": {"kind": "ascom_error"}})
+        listing = requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()
+        configured = upstream.registry.configured_devices()
+        assert [(d["device_type"], d["device_number"], d["name"], d["unique_id"]) for d in listing] == sorted(
+            (c["DeviceType"].lower(), c["DeviceNumber"], c["DeviceName"], c["UniqueID"]) for c in configured)
+        dome, focuser, monitor = listing
+        assert monitor["state"] == {"Connected": True, "IsSafe": True} and monitor["settable"] == {} and monitor["note"] is None
+        assert focuser["state"] == {"Connected": False} and "not connected" in focuser["note"]
+        assert dome["state"]["ShutterStatus"] == upstream.get_state("dome", 2)["ShutterStatus"] and "Azimuth" in dome["state"]
+        # the rule answers clients with an error; the panel reads the device's own state, unlogged
+        assert requests.get(proxy.url + "/api/v1/safetymonitor/0/issafe", timeout=TIMEOUT).json()["ErrorNumber"] == 0x500
+        assert proxy.traffic.count(member="issafe") == 1
+        upstream.set_state("safetymonitor", IsSafe=False)
+
+        def monitor_state():
+            return requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()[2]["state"]
+
+        assert wait_until(lambda: monitor_state().get("IsSafe") is False, 5)
+        assert proxy.traffic.count(member="issafe") == 1
+        # the devices are the upstream's: nothing to set through the proxy
+        put = requests.put(proxy.url + "/emulator/v1/devices/safetymonitor/0/state", json={"IsSafe": True}, timeout=TIMEOUT)
+        assert put.status_code == 404 and "upstream" in put.json()["error"]
+
+
+def test_the_panel_on_the_proxys_control_port_where_no_rule_reaches():
+    with Emulator({"devices": [{"type": "safetymonitor"}, {"type": "focuser"}]}) as upstream, \
+            Proxy(upstream.address, control_port=0) as proxy:
+        assert proxy.panel_url == f"http://127.0.0.1:{proxy.control_port}/"
+        proxy.faults.add({"action": {"kind": "http_status", "status": 503}})
+        assert requests.get(proxy.url + "/", timeout=TIMEOUT).status_code == 503
+        page = requests.get(proxy.panel_url, timeout=TIMEOUT)
+        assert page.status_code == 200 and "Rehearsal Focuser" in page.text and "Rehearsal SafetyMonitor" in page.text
+        assert _rule_rows(page.text) == [proxy.faults.list()[0].id] and "http_status" in page.text
+        assert requests.get(proxy.panel_url + "emulator/panel/static/panel.js", timeout=TIMEOUT).status_code == 200
+        listing = requests.get(proxy.panel_url + "emulator/v1/devices", timeout=TIMEOUT).json()
+        assert [d["device_type"] for d in listing] == ["focuser", "safetymonitor"]
+
+
+def test_the_panel_stays_when_the_upstream_goes():
+    upstream = Emulator({"devices": [{"type": "safetymonitor", "connected": True}]}).start()
+    address = upstream.address
+    try:
+        with Proxy(upstream.address) as proxy:
+            assert requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()[0]["state"]["IsSafe"] is True
+            upstream.stop()
+
+            def gone():
+                listing = requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()
+                return listing if listing[0]["state"] == {} else None
+
+            [monitor] = wait_until(gone, 5)
+            assert monitor["name"] == "Rehearsal SafetyMonitor 0" and "gave no device list" in monitor["note"]
+            page = requests.get(proxy.url + "/emulator/panel", timeout=TIMEOUT)
+            assert page.status_code == 200 and "gave no device list" in page.text
+    finally:
+        upstream.stop()
+    with Proxy(address) as proxy:  # never reached: no devices, the page still answers
+        assert requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json() == []
+        page = requests.get(proxy.url + "/", timeout=TIMEOUT)
+        assert page.status_code == 200 and "No devices." in page.text
+
+
+def test_without_the_control_api_root_is_the_upstreams():
+    with Emulator({"devices": [{"type": "safetymonitor"}]}) as upstream, Proxy(upstream.address, control=False) as proxy:
+        assert proxy.panel_url is None
+        root = requests.get(proxy.url + "/", timeout=TIMEOUT)
+        assert root.status_code == 200 and "alpaca-proxy for" not in root.text and "Rehearsal SafetyMonitor" in root.text

@@ -98,3 +98,56 @@ def test_sunlight_override_beats_the_sun():
     noon = datetime(2026, 12, 21, 12, 0, tzinfo=timezone.utc)
     assert sky.sky_state(noon, *GREENWICH, sunlight=False).phase == "night"
     assert sky.sky_state(noon, *GREENWICH, sunlight=None).phase == "day"
+
+
+def test_set_utc_moves_the_date_not_the_simulated_seconds():
+    from emulator.sim.clock import SimClock
+
+    clock = SimClock(100.0, datetime(2026, 1, 15, 16, 0, tzinfo=timezone.utc))
+    before = clock.now()
+    night = datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)
+    clock.set_utc(night)
+    assert clock.now() >= before  # slews and exposures anchored to sim seconds do not jump
+    assert abs((clock.utcnow() - night).total_seconds()) < 60  # well within a wall second at 100x
+    with clock.at(clock.now() + 3600):
+        assert abs((clock.utcnow() - (night + timedelta(hours=1))).total_seconds()) < 60
+
+
+def test_a_scenarios_night_starts_with_its_timeline(tmp_path):
+    """start_utc is the UTC at the first step, however long set-up took (here: two device
+    processes, then a step that reads the mount's UTCDate)."""
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_text
+
+    text = '''
+[[scenario]]
+name = "night-starts-at-t0"
+description = "the UTC at the timeline's first step is start_utc"
+timeout_s = 30
+[scenario.emulator]
+time_scale = 1000
+start_utc = "2026-01-15T16:15:00Z"
+[[scenario.devices]]
+name = "mount"
+type = "Telescope"
+[[scenario.devices]]
+name = "weather"
+type = "SafetyMonitor"
+[[scenario.steps]]
+do = "get"
+device = "mount"
+member = "UTCDate"
+expect = { ok = true }
+'''
+    (scenario,) = load_text(text, "night.toml")
+    verdict = run_scenario(scenario, "night.toml")
+    assert verdict.passed, verdict.report()
+    step = next(e for e in verdict.timeline if "UTCDate" in e.text)
+    # alpyca hands back a datetime in local time: read its fields, then its zone's offset
+    import re
+
+    fields = [int(v) for v in re.search(r"datetime\(([\d, ]+)", step.outcome).group(1).split(",")[:6]]
+    seen = datetime(*fields).astimezone(timezone.utc)
+    # set-up took most of a wall second (about 1000 simulated s at this scale): without the
+    # rebase the mount would read ~16:30; with it, within the few ms of the step itself
+    assert abs((seen - datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)).total_seconds()) < 120, step.outcome

@@ -30,6 +30,8 @@ class SimClock:
         self.time_scale = float(time_scale)
         self._mono0 = time.monotonic()
         self._utc0 = start_utc or datetime.now(timezone.utc)
+        #: The UTC of simulated second 0 as Unix seconds (what sidereal time is computed from).
+        self.unix0 = self._utc0.timestamp()
         self._frozen = _Frozen()
 
     def now(self) -> float:
@@ -69,6 +71,18 @@ class SimClock:
             yield t
         finally:
             self._frozen.t = outer
+
+    def set_utc(self, utc: datetime) -> None:
+        """From now on, :meth:`utcnow` reads ``utc`` at this instant (simulated seconds go on
+        unchanged, so nothing anchored to them moves): how a rehearsal starts its night at the
+        first step of its timeline, whatever its set-up cost in wall time."""
+        with self.instant() as now:
+            self._utc0 = utc - timedelta(seconds=now)
+            self.unix0 = self._utc0.timestamp()
+
+    def utc_at(self, t: float) -> datetime:
+        """Simulated UTC at simulated second ``t``."""
+        return self._utc0 + timedelta(seconds=t)
 
     def utcnow(self) -> datetime:
         """Simulated UTC date and time (timezone-aware)."""

@@ -76,6 +76,9 @@
       if (!card || (focus && key !== focus)) continue;
       const tbody = card.querySelector("table.state tbody");
       const pinned = dev.state.Pinned || {};
+      const note = card.querySelector(".device-note");
+      if (note) setText(note, dev.note || "");
+      for (const row of [...tbody.rows]) if (!(row.dataset.key in dev.state)) row.remove();  // a proxy's device read less
       for (const [name, value] of Object.entries(dev.state)) {
         let row = tbody.querySelector(`tr[data-key="${CSS.escape(name)}"]`);
         if (!row) {

@@ -13,7 +13,8 @@ the mount's offset from the dome's centre and the German offset of the tube, so 
 moves the dome), and slews (Slewing true) whenever it is more than ``follow_tolerance_deg`` off.
 When the mount parks, a slaved dome parks too. Like every motion here, following is lazy: the
 dome re-aims each time it is asked anything (a member, the control API, or the camera asking
-:meth:`Dome.opening_faces`), so a dome nobody asks stays where it was.
+:meth:`Dome.opening_faces`); once the mount is at rest, from where the dome was when it last
+looked, as if it had been turning towards the line of sight it sees now ever since.
 
 For rehearsals the control API can jam the shutter: it stops where it is and reports
 ShutterStatus error (4) when asked to move, without any fault rule.
@@ -162,6 +163,7 @@ class Dome(Device):
         self._park_az = config.park_azimuth
         self._park_alt = config.park_altitude
         self._slaved = False
+        self._followed_at = 0.0  # sim time the slaved dome last looked at the telescope
 
     # -- settling lazily computed motion --------------------------------------------------------
 
@@ -260,14 +262,36 @@ class Dome(Device):
             return
         az, alt = where_sight_meets_dome(self.config.layout, p.altitude, p.azimuth, p.latitude, p.side_of_pier)
         tolerance = self.config.follow_tolerance_deg
+        since, self._followed_at = self._followed_at, self.clock.now()
+        if p.slewing:  # the line of sight is on the move: the dome turns with it from now (Slewing true)
+            since = self._followed_at
         if self.config.can_set_azimuth and _az_distance(self._az_heading(), az) > tolerance:
-            self._slew_azimuth(az, "slew")
+            self._chase(self._az, az, since, circular=True)
+            self._az_purpose = "slew"
+            self._at_home = False
+            self._at_park = False
+            self._azimuth()  # settles a turn already over by now
         if self.config.can_set_altitude:
             alt = min(90.0, max(0.0, alt))
             self._altitude()
             heading = self._alt.value if self._alt.motion is None else self._alt.motion[1] + self._alt.motion[2]
             if abs(heading - alt) > tolerance:
-                self._slew_altitude(alt)
+                self._chase(self._alt, alt, since, circular=False)
+                self._at_park = False
+                self._altitude()
+
+    def _chase(self, axis: "_Axis", target: float, since: float, circular: bool) -> None:
+        """Move ``axis`` towards ``target`` as if since the dome last looked: a slaved dome follows
+        all the time, so one nobody asked for a while has been moving meanwhile, not only from now."""
+        start = min(since, self.clock.now())
+        if axis.motion is not None and start < axis.motion[0]:
+            start = axis.motion[0]
+        position = axis.at(start)
+        dist = target - position
+        if circular:
+            dist = (dist + 180.0) % 360.0 - 180.0  # the shorter way round
+        axis.value = position
+        axis.motion = (start, position, dist) if abs(dist) > 1e-9 else None
 
     def opening_faces(self, azimuth_deg: float, altitude_deg: float) -> bool:
         """Whether a telescope looking towards (azimuth, altitude) sees the sky through the dome.
@@ -377,6 +401,8 @@ class Dome(Device):
     @put("slaved", Slaved=bool)
     def put_slaved(self, Slaved: bool) -> None:
         self._require(self.config.can_slave, "Slaved", "this dome cannot be slaved (CanSlave false)")
+        if Slaved and not self._slaved:
+            self._followed_at = self.clock.now()
         self._slaved = Slaved
         self._follow()
 

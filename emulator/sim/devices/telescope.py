@@ -28,8 +28,8 @@ side it is on while the target is within ``meridian_limit_deg`` past the meridia
 and otherwise flips (SideOfPier changes; the tube swings through the pole, so the slew lasts at
 least as long as a 180 degree move). DestinationSideOfPier predicts exactly that. Tracking stops
 (Tracking false, the position stays where the limit was met) when it carries the tube more than
-``meridian_limit_deg`` past the meridian, or the line of sight below ``horizon_limit_deg`` (if set); the
-control API shows which limit was met (``LimitHit``). Limits are found lazily too: the first
+``meridian_limit_deg`` past the meridian, or the line of sight below ``horizon_limit_deg`` (if
+set); the control API shows which limit was met (``LimitHit``). Limits are found lazily too: the first
 crossing since the drift began, found by stepping and bisection, never by a background thread.
 
 For rehearsals the control API can set ``Stuck`` (slews start but never progress or finish
@@ -323,11 +323,11 @@ class Telescope(Device):
     def __init__(self, config: TelescopeConfig, clock: SimClock, seed: int = 0) -> None:
         super().__init__(config, clock, seed)
         self.config: TelescopeConfig = config
+        # UTC at any sim time is the clock's (exact arithmetic, no second clock read), plus what
+        # writing UTCDate set; read from the clock each time, so a rehearsal's set_utc moves it too
+        self._utc_offset = timedelta(0)
+        self._offset_s = 0.0  # the same, in seconds
         now = clock.now()
-        # UTC of sim time 0, so that UTC at any sim time is exact arithmetic (no second clock read)
-        self._utc_base = clock.utcnow() - timedelta(seconds=now)
-        self._utc_offset = timedelta(0)  # set by writing UTCDate
-        self._unix_base = self._utc_base.timestamp()  # the same instant, plus the offset, as Unix seconds
         self._lat = config.site_latitude
         self._lon = config.site_longitude
         self._elev = config.site_elevation
@@ -370,10 +370,10 @@ class Telescope(Device):
     # -- time and frames -------------------------------------------------------------------------
 
     def _utc_at(self, t: float) -> datetime:
-        return self._utc_base + timedelta(seconds=t) + self._utc_offset
+        return self.clock.utc_at(t) + self._utc_offset
 
     def _lst_at(self, t: float) -> float:
-        return wrap24(gmst_hours_unix(self._unix_base + t) + self._lon / 15.0)
+        return wrap24(gmst_hours_unix(self.clock.unix0 + self._offset_s + t) + self._lon / 15.0)
 
     def _to_frame(self, frame: str, c: float, from_frame: str, t: float) -> float:
         """Convert an RA or HA (hours) between frames at sim time ``t`` (RA = LST - HA)."""
@@ -805,8 +805,8 @@ class Telescope(Device):
             digits = zone[1:].replace(":", "")
             utc -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         now = self._update()
-        self._utc_offset = utc - (self._utc_base + timedelta(seconds=now))
-        self._unix_base = self._utc_base.timestamp() + self._utc_offset.total_seconds()
+        self._utc_offset = utc - self.clock.utc_at(now)
+        self._offset_s = self._utc_offset.total_seconds()
 
     # -- where the mount points ------------------------------------------------------------------
 
@@ -1096,6 +1096,7 @@ class Telescope(Device):
         self._pulses.clear()
         self._drift = _Drift(frame, c, dec, now)
         self._at_home = False
+        self._limit_hit = None  # the mount is somewhere else now
         if self._german:
             self._pier = self._side_for(self._to_frame("ha", c, frame, now))
         self._rebase(now)

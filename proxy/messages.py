@@ -21,6 +21,8 @@ _PLAIN_HEADERS = {"CONTENT_TYPE": "CONTENT_TYPE", "CONTENT_LENGTH": "CONTENT_LEN
 #: hop-by-hop header; filled as keys are met (a client sends the same few on every request).
 _NAMES: dict[str, str | None] = {}
 _NAMES_MAX = 1024
+#: Answer headers the client does not get from the upstream (the proxy's server sends its own Server and Date).
+_NOT_PASSED = HOP_BY_HOP | {"server", "date"}
 
 
 def header_name(key: str) -> str | None:
@@ -83,4 +85,4 @@ def parser_parts(request: Any) -> tuple[str, str, dict[str, str], bytes | None]:
 
 def answer_headers(answer: Answer) -> list[tuple[str, str]]:
     """The answer's headers that go on to the client (the caller adds Content-Length)."""
-    return [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP and k.lower() not in ("server", "date")]
+    return [(k, v) for k, v in answer.headers if k.lower() not in _NOT_PASSED]

@@ -179,13 +179,15 @@ def _name(header: tuple[str, str]) -> str:
 class _Exchange:
     """One request in flight on a link."""
 
-    __slots__ = ("channel", "request", "ctx", "deadline")
+    __slots__ = ("channel", "request", "ctx", "deadline", "data", "idempotent")
 
-    def __init__(self, channel: Any, request: Any, ctx: Any, deadline: float) -> None:
+    def __init__(self, channel: Any, request: Any, ctx: Any, deadline: float, data: bytes) -> None:
         self.channel = channel
         self.request = request
         self.ctx = ctx
         self.deadline = deadline
+        self.data = data
+        self.idempotent = request.command.upper() in ("GET", "HEAD")
 
 
 class Link:
@@ -206,6 +208,7 @@ class Link:
         self.exchange: _Exchange | None = None
         self.reader: AnswerReader | None = None
         self.error: OSError | None = None  # a failure noticed outside the loop's handlers, raised by the next one
+        self.reused = False  # it has carried an answer before (so the upstream may have closed it meanwhile)
         code = self.socket.connect_ex(addr)
         self.connecting = code != 0
         if code not in _IN_PROGRESS:
@@ -277,12 +280,19 @@ class Link:
             self.out = data[sent:]
 
     def fail(self, exc: BaseException) -> None:
-        """The link is dead: close it, and fail the request it carried (if any)."""
-        exchange, connecting = self.exchange, self.connecting
+        """The link is dead: close it, and fail the request it carried (if any). A GET or HEAD
+        on a kept connection the upstream closed before answering a byte goes again on a new
+        one (the close crossed the request: an idle upstream connection ending is no failure)."""
+        exchange, connecting, reader = self.exchange, self.connecting, self.reader
         self.exchange = None
         self.close()
-        if exchange is not None:
-            self.owner.failed(exchange, _kind(exc, connecting), f"{type(exc).__name__}: {exc}")
+        if exchange is None:
+            return
+        if (self.reused and exchange.idempotent and isinstance(exc, ConnectionError) and reader is not None
+                and reader.answer is None and not reader.buf):
+            self.owner.resend(exchange)
+            return
+        self.owner.failed(exchange, _kind(exc, connecting), f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         self.owner.forget(self)
@@ -376,8 +386,8 @@ class Passthrough:
             method, uri, headers, body = parser_parts(request)
             data = request_bytes(method, uri, self.host_header, headers, body)
         self.forwarded += 1
-        link = self._link()
-        exchange = _Exchange(channel, request, ctx, time.monotonic() + self.timeout_s)
+        exchange = _Exchange(channel, request, ctx, time.monotonic() + self.timeout_s, data)
+        link = self._link(exchange.idempotent)
         self._busy.add(link)
         link.send(exchange, data)
         if not self._timer_due:
@@ -385,14 +395,21 @@ class Passthrough:
             self.layer.scheduler.call_later(self.timeout_s, lambda: self.layer.on_loop(self._expire))
         return True
 
-    def _link(self) -> Link:
+    def _link(self, idempotent: bool) -> Link:
+        """A pooled link (for a GET or HEAD unchecked: :meth:`Link.fail` sends it again if the
+        upstream had closed it), else a new one."""
         idle = self._idle
         while idle:
             link = idle.pop()
-            if link.alive():
+            if idempotent or link.alive():
                 return link
             link.close()
         return Link(self, *self.address)
+
+    def resend(self, exchange: _Exchange) -> None:
+        link = Link(self, *self.address)
+        self._busy.add(link)
+        link.send(exchange, exchange.data)
 
     def forget(self, link: Link) -> None:
         self.map.pop(link.fd, None)
@@ -407,6 +424,7 @@ class Passthrough:
         link.exchange = link.reader = None
         self._busy.discard(link)
         if reader.keep and not reader.leftover:
+            link.reused = True
             self._idle.append(link)
         else:
             link.close()

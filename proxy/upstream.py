@@ -73,6 +73,11 @@ def request_bytes(method: str, uri: str, host_header: str, headers: dict[str, st
     return data + body if body else data
 
 
+#: Header lines seen, parsed: an upstream sends the same few again and again (bounded).
+_LINES: dict[str, tuple[str, str, str]] = {}
+_LINES_MAX = 512
+
+
 class AnswerReader:
     """One answer parsed from the bytes as they come (``feed``), whoever reads the socket.
 
@@ -165,12 +170,19 @@ class AnswerReader:
         length = None
         chunked = False
         close = version == "HTTP/1.0"
+        lines = _LINES
         for line in rest.split("\r\n") if rest else ():
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
-            name, value = name.strip(), value.strip()
-            low = name.lower()
+            parsed = lines.get(line)
+            if parsed is None:
+                name, sep, value = line.partition(":")
+                if not sep:
+                    raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
+                name = name.strip()
+                parsed = (name, value.strip(), name.lower())
+                if len(lines) >= _LINES_MAX:
+                    lines.clear()
+                lines[line] = parsed
+            name, value, low = parsed
             if low == "content-length":
                 if not value.isdigit():
                     raise ProtocolError(f"Content-Length {value!r}")

@@ -125,6 +125,7 @@ class _OddUpstream:
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(TIMEOUT)
         buf = b""
+        served = 0
         try:
             while not self.stop.is_set():
                 while b"\r\n\r\n" not in buf:
@@ -134,6 +135,9 @@ class _OddUpstream:
                     buf += data
                 head, _, buf = buf.partition(b"\r\n\r\n")
                 kind = head.split(b" ")[1].decode().strip("/")
+                if kind == "once" and served:  # the keep-alive connection ends just as a request comes
+                    return
+                served += 1
                 body = b'{"Value": "' + kind.encode() * 50 + b'", "ErrorNumber": 0}'
                 if kind == "chunked":
                     out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -141,6 +145,8 @@ class _OddUpstream:
                     out += b"0\r\nX-Trailer: 1\r\n\r\n"
                 elif kind == "continue":
                     out = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                elif kind == "once":
+                    out = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
                 else:  # "close": no length, the end of the connection ends the body
                     out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body
                 for i in range(0, len(out), 5):  # a few bytes at a time
@@ -173,5 +179,21 @@ def test_odd_framings_reach_the_client_whole_on_both_paths(kind):
                 assert r.headers["Content-Length"] == str(len(r.content)) and "Transfer-Encoding" not in r.headers
             assert [e.outcome for e in proxy.traffic.entries()] == ["answered"] * 6
             assert proxy._server.server.passthrough.forwarded == 3
+    finally:
+        upstream.close()
+
+
+def test_a_get_crossing_the_upstreams_close_of_a_kept_connection_goes_again_on_a_new_one():
+    upstream = _OddUpstream()
+    try:
+        with Proxy(f"127.0.0.1:{upstream.port}") as proxy, requests.Session() as session:
+            for _ in range(3):  # each GET after the first finds its kept connection closed under it
+                r = session.get(f"{proxy.url}/once", timeout=TIMEOUT)
+                assert r.status_code == 200 and r.json()["Value"] == "once" * 50
+            assert [e.outcome for e in proxy.traffic.entries()] == ["answered"] * 3
+            # a PUT is never sent twice: the client sees the upstream's reset
+            with pytest.raises(requests.exceptions.ConnectionError):
+                session.put(f"{proxy.url}/once", data={"a": "1"}, timeout=TIMEOUT)
+            assert proxy.traffic.entries()[-1].outcome == "upstream-reset"
     finally:
         upstream.close()

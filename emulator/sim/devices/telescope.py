@@ -28,8 +28,8 @@ side it is on while the target is within ``meridian_limit_deg`` past the meridia
 and otherwise flips (SideOfPier changes; the tube swings through the pole, so the slew lasts at
 least as long as a 180 degree move). DestinationSideOfPier predicts exactly that. Tracking stops
 (Tracking false, the position stays where the limit was met) when it carries the tube more than
-``meridian_limit_deg`` past the meridian, or the line of sight below ``horizon_limit_deg`` (if set); the
-control API shows which limit was met (``LimitHit``). Limits are found lazily too: the first
+``meridian_limit_deg`` past the meridian, or the line of sight below ``horizon_limit_deg`` (if
+set); the control API shows which limit was met (``LimitHit``). Limits are found lazily too: the first
 crossing since the drift began, found by stepping and bisection, never by a background thread.
 
 For rehearsals the control API can set ``Stuck`` (slews start but never progress or finish
@@ -1096,6 +1096,7 @@ class Telescope(Device):
         self._pulses.clear()
         self._drift = _Drift(frame, c, dec, now)
         self._at_home = False
+        self._limit_hit = None  # the mount is somewhere else now
         if self._german:
             self._pier = self._side_for(self._to_frame("ha", c, frame, now))
         self._rebase(now)

@@ -352,3 +352,15 @@ def test_a_hanging_upstream_does_not_hold_the_panel():
         assert requests.get(proxy.panel_url, timeout=TIMEOUT).status_code == 200
         upstream.faults.clear()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("upstream-devices")]  # stop() ended the reader
+
+
+def test_the_proxys_panel_keeps_the_control_apis_token_rule():
+    with Emulator({"devices": [{"type": "safetymonitor"}]}) as upstream, Proxy(upstream.address, control_token="s3cret") as proxy:
+        bare = requests.get(proxy.url + "/", timeout=TIMEOUT)
+        assert bare.status_code == 401 and "name='token'" in bare.text and "Rehearsal SafetyMonitor" not in bare.text
+        session = requests.Session()
+        right = session.get(proxy.url + "/?token=s3cret", timeout=TIMEOUT, allow_redirects=False)
+        assert right.status_code == 303 and right.headers["Location"] == "/"
+        assert "Rehearsal SafetyMonitor" in session.get(proxy.url + "/", timeout=TIMEOUT).text
+        assert session.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()[0]["device_type"] == "safetymonitor"
+        assert requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).status_code == 401

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 
 from emulator import Emulator
 
@@ -54,18 +55,46 @@ def test_no_shadow_when_one_rule_acts():
         assert first.as_dict()["shadowed"] == []
 
 
-def test_latency_bandwidth_and_truncate_compose():
-    """The README's example: the client waits, then gets half a reply slowly, then the close."""
+def test_latency_bandwidth_truncate_and_bad_json_compose():
+    """The README's example: the client waits, then gets half of a broken reply slowly, then the
+    close; a drop added after them finds the request taken and is shadowed."""
     with Emulator(CONFIG) as emu:
         url = f"{emu.url}/management/v1/description"
         size = len(requests.get(url, timeout=5).content)
         emu.faults.add(name="wait", match={"device_type": "management"}, action={"kind": "latency", "ms": 200})
         emu.faults.add(name="link", match={"device_type": "management"}, action={"kind": "bandwidth", "bytes_per_s": 1000})
         emu.faults.add(name="cut", match={"device_type": "management"}, action={"kind": "truncate", "fraction": 0.5})
-        emu.faults.add(name="also", match={"device_type": "management"}, action={"kind": "bad_json"})
+        emu.faults.add(name="broken", match={"device_type": "management"}, action={"kind": "bad_json"})
+        emu.faults.add(name="drop", match={"device_type": "management"}, action={"kind": "drop"})
         t0 = time.monotonic()
-        with pytest.raises(requests.exceptions.RequestException):
-            requests.get(url, timeout=5).content
-        assert time.monotonic() - t0 >= 0.2 + (size // 2) / 1000
+        got = bytearray()
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # the close before the whole body
+            with requests.get(url, timeout=5, stream=True) as r:
+                for chunk in r.raw.stream(64, decode_content=False):
+                    got += chunk
+        assert time.monotonic() - t0 >= 0.2 + len(got) / 1000
+        assert bytes(got).startswith(b"<<not JSON>> ")  # bad_json's body, then cut
         (entry,) = emu.traffic.entries(device_type="management")[1:]
-        assert (entry.rules, entry.shadowed, entry.outcome) == (["wait", "link", "cut"], ["also"], "truncated")
+        assert (entry.rules, entry.shadowed, entry.outcome) == (["wait", "link", "cut", "broken"], ["drop"], "truncated")
+        assert size > 0
+
+
+def test_terminal_rules_compose_by_stage_and_the_first_takes_a_stage():
+    with Emulator(CONFIG) as emu:
+        emu.faults.add(name="err", match={"member": "issafe"}, action={"kind": "ascom_error", "number": 0x407})
+        emu.faults.add(name="no message", match={"member": "issafe"}, action={"kind": "missing_key", "key": "ErrorMessage"})
+        emu.faults.add(name="no value", match={"member": "issafe"}, action={"kind": "missing_key", "key": "Value"})
+        doc = _get(emu).json()
+        assert doc["ErrorNumber"] == 0x407 and "ErrorMessage" not in doc  # request stage, then response content
+        entry = emu.traffic.entries(member="issafe")[-1]
+        assert (entry.rules, entry.shadowed) == (["err", "no message"], ["no value"])
+        assert entry.error_number == 0x407
+
+        # a connection-stage rule acts alone: first in the order, it shadows every other terminal rule
+        emu.faults.clear()
+        emu.faults.add(name="reset", match={"member": "name"}, action={"kind": "reset"})
+        emu.faults.add(name="broken", match={"member": "name"}, action={"kind": "bad_json"})
+        with pytest.raises(requests.exceptions.ConnectionError):
+            _get(emu, "name")
+        entry = emu.traffic.entries(member="name")[-1]
+        assert (entry.rules, entry.shadowed, entry.outcome) == (["reset"], ["broken"], "reset")

@@ -56,13 +56,13 @@ def test_cached_path_sees_rules_added_and_removed_later(emu):
 
 def test_cache_keeps_creation_order_and_counts_shadowed_rules():
     faults = FaultSet(_Clock())
-    first = faults.add(name="a", match={"member": "issafe"}, action={"kind": "http_status", "status": 503})
+    first = faults.add(name="a", match={"member": "issafe"}, action={"kind": "missing_key"})  # b's stage: b is shadowed
     slow = faults.add(name="slow", action={"kind": "latency", "ms": 10})
     second = faults.add(name="b", match={"device_type": "safetymonitor"}, action="bad_json")
     other = faults.add(name="c", match={"member": "name"}, action="bad_json")
     for _ in range(3):  # the second and third evaluations come from the cache
         plan = faults.evaluate_request("GET", "/api/v1/safetymonitor/0/issafe")
-        assert plan is not None and plan.action.kind == "http_status" and plan.fired == ["a", "slow"]
+        assert plan is not None and plan.action.kind == "missing_key" and plan.fired == ["a", "slow"]
         assert plan.reply_delay_s == pytest.approx(0.010)  # latency is downstream by default
     assert (first.fired, slow.fired, second.fired, second.matched, other.matched) == (3, 3, 0, 3, 0)
     # evaluate(info) and evaluate_request(verb, path) agree and share the counters

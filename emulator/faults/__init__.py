@@ -1,8 +1,9 @@
 """Fault injection: rules that make the emulator misbehave on command.
 
-    rules.py       a rule as written (match, action, trigger), validated
+    rules.py       a rule as written (match, action, trigger, set, enabled), validated; a patch to it
     actions.py     what an action kind is: a model, a stage, an apply; the registry
-    transport.py   kinds below HTTP: latency, hang, drop, reset, refuse, down, truncate, slow_body, discovery
+    transport.py   kinds below HTTP: latency, bandwidth, hang, drop, reset, refuse, down, truncate, slow_body
+                   (the last two, and latency and bandwidth, with a direction), discovery
     content.py     kinds at the HTTP level: http_status, ascom_error, bad_json, missing_key, ...
     engine.py      live rules, their counters, and the plan they make for one request
     middleware.py  the Falcon middleware that carries out a plan's HTTP-level stages

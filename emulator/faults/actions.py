@@ -20,10 +20,11 @@ An outage (``refuse``, ``down``) is a window that ends by itself: its rule fires
 trigger says it repeats (``count``, ``every`` > 1 or ``probability`` < 1), and never again while
 its own window is open (see :meth:`FaultAction.hold_s` and :attr:`FaultAction.repeats`).
 
-A *terminal* action decides the request's fate, and at most one does per request. The
-non-terminal kinds, ``latency`` and ``bandwidth``, shape it instead (:meth:`FaultAction.shape`):
-delays add up, bandwidth caps take the lowest, and they compose with any terminal action (see
-:mod:`emulator.faults.engine`).
+A *terminal* action acts at its stage, at most one per stage and request; those of different
+stages compose in stage order, but a connection-stage one ends the request and acts alone. The
+non-terminal kinds, ``latency`` and ``bandwidth``, shape the request instead
+(:meth:`FaultAction.shape`): delays add up, bandwidth caps take the lowest, and they compose with
+any terminal action (see :mod:`emulator.faults.engine`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,16 @@ fault middleware carries out its request and response-content stages (see
 own listener (``control_port``) no fault layer serves it at all, so a rule can always be removed
 again, even during an outage of the devices' port.
 
-Composition, when several rules match one request: every firing non-terminal rule shapes the
-request (``latency`` adds its delay, per direction; ``bandwidth`` caps its direction's rate, the
-lowest cap wins); then the first firing *terminal* rule (any other kind), in the order the rules
-were added, decides what happens, within that shaping. A later terminal rule that
-would also have fired is shadowed: its match counter and random sequence advance, but it is not
-counted as fired; the traffic log names it under ``shadowed`` (the winners under ``rules``).
+Composition, when several rules match one request, in the order the rules were added: every
+firing non-terminal rule shapes the request (``latency`` adds its delay, per direction;
+``bandwidth`` caps its direction's rate, the lowest cap wins). Terminal rules (every other kind)
+compose by stage: each of the stages request-bytes, request, response-content and response-bytes
+takes the first firing action for it, and they act in that order (``bad_json`` then ``truncate``:
+half of a broken body); a connection-stage action (hang, drop, reset, refuse, down) ends the
+request before the app, so it acts alone, and only when no earlier rule took a stage. A firing
+terminal rule that finds its stage taken, or the request cut, is shadowed: its match counter and
+random sequence advance, but it is not counted as fired; the traffic log names it under
+``shadowed`` (the rules that acted under ``rules``).
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.
@@ -32,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.faults.actions import FaultAction
+from emulator.faults.actions import STAGES, FaultAction
 from emulator.faults.rules import FaultRuleError, RuleSpec, parse_rule, patched
 
 log = logging.getLogger(__name__)
@@ -84,21 +88,48 @@ class Plan:
     reply_delay_s: float = 0.0
     rate_up: float | None = None
     rate_down: float | None = None
-    action: FaultAction | None = None  # None: answer normally (after the delay)
+    #: stage -> the terminal action that acts there (none: answer normally, after the shaping)
+    actions: dict[str, FaultAction] = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
-    #: Rules that would have fired but did not act: a terminal rule earlier in the order won.
+    #: Rules that would have fired but did not act: an earlier rule took their stage, or cut the request.
     shadowed: list[str] = field(default_factory=list)
     error_number: Any = NOT_NOTED
 
+    def at(self, stage: str) -> FaultAction | None:
+        """The terminal action that acts at ``stage``, if any."""
+        return self.actions.get(stage)
+
+    @property
+    def action(self) -> FaultAction | None:
+        """The first of its terminal actions in the order of the stages (None without one)."""
+        for stage in STAGES:
+            if stage in self.actions:
+                return self.actions[stage]
+        return None
+
     @property
     def stage(self) -> str | None:
-        """The stage of its terminal action (:attr:`FaultAction.acts_at`), None without one."""
-        return self.action.acts_at if self.action is not None else None
+        """The stage of :attr:`action` (:attr:`FaultAction.acts_at`), None without one."""
+        action = self.action
+        return action.acts_at if action is not None else None
+
+    @property
+    def in_app(self) -> bool:
+        """Whether the fault middleware has a stage to carry out (request, response-content)."""
+        return "request" in self.actions or "response-content" in self.actions
 
     @property
     def holds_reply(self) -> bool:
         """Whether the app's answer must be taken whole before it is sent (to hold or to pace it)."""
-        return self.reply_delay_s > 0 or self.rate_down is not None or self.stage == "response-bytes"
+        return self.reply_delay_s > 0 or self.rate_down is not None or "response-bytes" in self.actions
+
+    def take(self, action: FaultAction) -> bool:
+        """Add a terminal action if it composes with those taken (see the module docstring)."""
+        stage = action.acts_at
+        if stage in self.actions or "connection" in self.actions or (stage == "connection" and self.actions):
+            return False
+        self.actions[stage] = action
+        return True
 
 
 def fire_limit(spec: RuleSpec) -> int | None:
@@ -389,9 +420,7 @@ class FaultSet:
                 action = rule.spec.action
                 if not action.terminal:
                     action.shape(plan, rule._jitter_rng)
-                elif plan.action is None:
-                    plan.action = action
-                else:  # shadowed by an earlier terminal rule
+                elif not plan.take(action):  # shadowed by an earlier terminal rule
                     plan.shadowed.append(rule.name)
                     continue
                 rule.fired_now(action)

@@ -37,17 +37,20 @@ class FaultMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         plan = req.env.get(PLAN_KEY)
-        if plan is not None and plan.stage == "request":
-            plan.action.apply(req, resp)
+        if plan is not None:
+            action = plan.at("request")
+            if action is not None:
+                action.apply(req, resp)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
         plan = req.env.get(PLAN_KEY)
-        if plan is None or plan.stage != "response-content":
+        action = plan.at("response-content") if plan is not None else None
+        if action is None:
             return
         body = _body(resp)
         content_type = resp.content_type or ""
         plan.error_number = error_number_of(body, content_type)
-        content_type, body = plan.action.apply(content_type, body)
+        content_type, body = action.apply(content_type, body)
         resp.text = None
         resp.content_type = content_type
         resp.data = body

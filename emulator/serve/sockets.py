@@ -66,8 +66,6 @@ _wsgi_environment = WSGITask.get_environment
 _http_received = HTTPChannel.received
 _http_service = HTTPChannel.service
 _LINGER_RST = struct.pack("ii", 1, 0)
-#: The stages the fault middleware carries out: their plans travel in the WSGI environ.
-_APP_STAGES = ("request", "response-content")
 
 
 class _Ctx:
@@ -202,9 +200,10 @@ class FaultLayer:
         if plan is not None:
             entry.rules = plan.fired
             entry.shadowed = plan.shadowed
-            if plan.stage == "datagram":
-                reply = plan.action.apply(reply)
-                entry.outcome = plan.action.outcome or entry.outcome
+            action = plan.at("datagram")
+            if action is not None:
+                reply = action.apply(reply)
+                entry.outcome = action.outcome or entry.outcome
         self.traffic.record(entry)
         return reply
 
@@ -290,7 +289,7 @@ class FaultTask(WSGITask):
         env = _wsgi_environment(self)
         ctx: _Ctx | None = self.request.fault_ctx
         if ctx is not None and ctx.plan is not None:
-            if ctx.plan.stage in _APP_STAGES:
+            if ctx.plan.in_app:
                 env[PLAN_KEY] = ctx.plan
             if ctx.cut is not None:
                 _cut_parameters(env, ctx.cut)
@@ -313,9 +312,10 @@ class FaultTask(WSGITask):
             if not self.discard:
                 self._ctx = ctx
                 self._rate = plan.rate_down
-                if plan.stage == "response-bytes":
-                    entry.outcome = plan.action.outcome or entry.outcome
-                    plan.action.apply(self)
+                action = plan.at("response-bytes")
+                if action is not None:
+                    entry.outcome = action.outcome or entry.outcome
+                    action.apply(self)
                 else:
                     self.send()
             return
@@ -503,15 +503,16 @@ class FaultChannel(HTTPChannel):
                 layer.scheduler.call_later(wait, self._resume)
                 return
         plan = ctx.plan
-        if plan is not None and plan.reply_delay_s > 0 and ctx.reply is None and plan.stage != "connection":
+        if plan is not None and plan.reply_delay_s > 0 and ctx.reply is None and plan.at("connection") is None:
             # The app answers now; its answer waits, holding no worker, until a timer sends it.
             ctx.reply = self.task_class(self, request).take_answer()
             layer.scheduler.call_later(plan.reply_delay_s, self._resume)
             return
         try:
-            if plan is not None and plan.stage == "connection":
-                ctx.entry.outcome = plan.action.outcome or ctx.entry.outcome
-                plan.action.apply(_Connection(self, request, ctx))
+            cut = plan.at("connection") if plan is not None else None
+            if cut is not None:
+                ctx.entry.outcome = cut.outcome or ctx.entry.outcome
+                cut.apply(_Connection(self, request, ctx))
             else:
                 _http_service(self)
         finally:
@@ -566,15 +567,16 @@ def _upstream_wait(request: Any, ctx: _Ctx) -> float:
     request-bytes action's hold; before a connection-stage action the downstream delay too."""
     plan = ctx.plan
     wait = plan.latency_s
-    if plan.stage == "connection":
+    if plan.at("connection") is not None:
         wait += plan.reply_delay_s  # no answer to hold: the client waits, then the connection acts
-    if plan.rate_up is not None or plan.stage == "request-bytes":
+    action = plan.at("request-bytes")
+    if plan.rate_up is not None or action is not None:
         incoming = _RequestIn(request, ctx)
         if plan.rate_up is not None:
             wait += incoming.size / plan.rate_up
-        if plan.stage == "request-bytes":
-            ctx.entry.outcome = plan.action.outcome or ctx.entry.outcome
-            plan.action.apply(incoming)
+        if action is not None:
+            ctx.entry.outcome = action.outcome or ctx.entry.outcome
+            action.apply(incoming)
             wait += incoming.held
     return wait
 

@@ -31,7 +31,7 @@ class TrafficEntry:
     ``sim_time`` (the emulator's simulated seconds then), ``client`` ("host:port"), ``verb``,
     ``path``, ``device_type``, ``device_number``, ``member``, ``params`` (dict), ``status``,
     ``error_number``, ``rules`` (names, or ids, of the rules that fired), ``shadowed`` (rules that
-    would have fired but did not act: an earlier terminal rule won), ``duration_s`` and
+    would have fired but did not act: an earlier rule took their stage), ``duration_s`` and
     ``outcome`` (answered | unanswered | dropped | reset | hung | refused | down | truncated |
     closed | garbage | silent).
 

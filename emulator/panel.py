@@ -247,8 +247,8 @@ def _refusal_page(message: str, ask_token: bool) -> str:
         else ""
     )
     return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Emulator panel: no access</title></head>"
-        f"<body><h1>No access to the emulator panel</h1><p>{_e(message)}</p>{form}</body></html>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Web panel: no access</title></head>"
+        f"<body><h1>No access to the web panel</h1><p>{_e(message)}</p>{form}</body></html>"
     )
 
 
@@ -279,7 +279,7 @@ class _Page:
         status, message = refused
         resp.status = status
         if self.token is not None:
-            message = "This emulator's control API needs its control token." + (
+            message = "This server's control API needs its control token." + (
                 " That token was wrong." if given is not None else ""
             )
         resp.content_type = HTML

@@ -104,7 +104,7 @@ class Proxy:
         self.record = Path(record) if record is not None else None
         self.recorder: Recorder | None = None
         self.upstream: Upstream | None = None
-        self.upstream_devices = UpstreamDevices(self.upstream_host, self.upstream_port, upstream_timeout_s)
+        self.upstream_devices: UpstreamDevices | None = None
         self._server: ProxyBackgroundServer | None = None
         self._discovery: DiscoveryResponder | None = None
 
@@ -153,7 +153,9 @@ class Proxy:
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
-        self.upstream_devices.close()
+        if self.upstream_devices is not None:
+            self.upstream_devices.close()
+            self.upstream_devices = None
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
@@ -216,7 +218,7 @@ class Proxy:
     def device_views(self) -> list[dict[str, Any]]:
         """The upstream's devices as the control API's ``GET /devices`` lists them: its device
         list, a few members' values read from it directly (past the rules), nothing settable."""
-        return self.upstream_devices.views()
+        return self.upstream_devices.views() if self.upstream_devices is not None else []
 
     def _panel(self, app: Any) -> None:
         """The emulator's web panel, showing the upstream's devices: no setup pages (the proxy

@@ -6,17 +6,21 @@ not through the proxy's own port: past the fault rules, outside the traffic log 
 recording, so the operator sees what the devices say while the rules change what clients see.
 Nothing is settable through the proxy: the devices' state is the upstream's.
 
-The reads cost the upstream requests (a real mount may be slow), so one read serves every caller
-within :data:`MIN_INTERVAL_S` (several panels, two ports), one read runs at a time, each request
-waits at most :data:`READ_TIMEOUT_S` and a whole read stops after :data:`READ_BUDGET_S`. A
-disconnected device has only ``Connected`` read. When the upstream does not answer, the last
-list it gave is shown with empty state and a note saying why.
+The reads cost the upstream requests (a real mount may be slow, a wedged one may not answer), so
+one reader thread does them, on demand: a caller gets the latest read at once and, when it is
+older than :data:`MIN_INTERVAL_S`, asks for the next, so several panels and both ports cost one
+read a second and a hanging upstream holds no control API thread (only the very first caller
+waits, for the first read: the page is rendered from it). Each request waits at most
+:data:`READ_TIMEOUT_S`, a whole read stops after :data:`READ_BUDGET_S`, and nothing is read
+while no one asks. A disconnected device has only ``Connected`` read. When the upstream does
+not answer, the last list it gave is shown with empty state and a note saying why.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from typing import Any
@@ -58,32 +62,64 @@ class _AscomError(Exception):
 
 
 class UpstreamDevices:
-    """The upstream's device list with live state, for ``Proxy.device_views``."""
+    """The upstream's device list with live state, for ``Proxy.device_views``; :meth:`close`
+    stops its reader thread."""
 
     def __init__(self, host: str, port: int, timeout_s: float = READ_TIMEOUT_S) -> None:
         self.host, self.port = host, port
         self.timeout_s = min(timeout_s, READ_TIMEOUT_S)
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._views: list[dict[str, Any]] | None = None  # None: not read yet
+        self._read_at = float("-inf")
+        self._wanted = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        # the reader thread's own
         self._conn: http.client.HTTPConnection | None = None
         self._tx = 0
         self._known: list[dict[str, Any]] = []  # the last list the upstream gave
-        self._views: list[dict[str, Any]] = []
-        self._read_at = float("-inf")
-        self._closed = False
 
     def views(self) -> list[dict[str, Any]]:
         """Every upstream device: device_type, device_number, name, unique_id, state, settable
         (always empty), note (why some or all state is missing, or None)."""
-        with self._lock:  # one read at a time; who waited gets that read's result
-            if not self._closed and time.monotonic() - self._read_at >= MIN_INTERVAL_S:
-                self._views = self._read()
-                self._read_at = time.monotonic()
-            return [{**v, "state": dict(v["state"])} for v in self._views]
+        with self._cond:
+            if not self._closed and not self._wanted and time.monotonic() - self._read_at >= MIN_INTERVAL_S:
+                self._wanted = True
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=f"upstream-devices-{self.port}", daemon=True)
+                    self._thread.start()
+                self._cond.notify_all()
+            if self._views is None:  # the first read: wait for it, as long as a read may take
+                self._cond.wait_for(lambda: self._views is not None or self._closed, READ_BUDGET_S + 2 * READ_TIMEOUT_S)
+            return [{**v, "state": dict(v["state"])} for v in self._views or []]
 
     def close(self) -> None:
-        with self._lock:
+        """Stop the reader; a read under way is cut (its socket shut down)."""
+        with self._cond:
             self._closed = True
-            self._disconnect()
+            self._cond.notify_all()
+            thread = self._thread
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if thread is not None:
+            thread.join(READ_TIMEOUT_S + 1)
+        self._disconnect()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._wanted or self._closed):
+                    self._cond.wait(1.0)
+                if self._closed:
+                    return
+            views = self._read()
+            with self._cond:
+                self._views, self._read_at, self._wanted = views, time.monotonic(), False
+                self._cond.notify_all()
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -132,6 +168,8 @@ class UpstreamDevices:
 
     def _value(self, path: str) -> Any:
         """The Value of one GET to the upstream; ReadError or _AscomError when there is none."""
+        if self._closed:
+            raise ReadError("the proxy is stopping")
         self._tx = self._tx % 4_000_000_000 + 1
         uri = f"{path}?ClientID={CLIENT_ID}&ClientTransactionID={self._tx}"
         for attempt in (1, 2):  # a kept-alive connection the upstream closed is retried once, fresh
@@ -164,6 +202,6 @@ class UpstreamDevices:
         return doc.get("Value")
 
     def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()

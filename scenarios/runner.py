@@ -42,10 +42,9 @@ class Runner:
         run = Run(self.verdict, self.sc.timeout_s)
         try:
             self._setup(run)
-            if self.sc.emulator.start_utc is not None:
-                # the night starts with the timeline, not with the emulator: set-up's wall time
-                # (device processes starting, slower under load) must not move the Sun
-                run.emu.registry.clock.set_utc(run.emu.config.emulator.start_utc)
+            # the night starts with the timeline, not with the emulator: set-up's wall time (device
+            # processes starting, slower under load) must move neither the Sun nor the weather
+            run.emu.registry.clock.start_timeline(run.emu.config.emulator.start_utc)
             play(run, self.sc.steps)
         except ScenarioAborted as exc:
             self.verdict.error = str(exc)

@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -23,6 +24,7 @@ import test_protocol as _protocol
 from conform import Options, Outcome, run
 from emulator import Emulator
 from proxy import Proxy
+from proxy.devices import MIN_INTERVAL_S
 from support import wait_until
 
 TIMEOUT = 10
@@ -331,3 +333,34 @@ def test_without_the_control_api_root_is_the_upstreams():
         assert proxy.panel_url is None
         root = requests.get(proxy.url + "/", timeout=TIMEOUT)
         assert root.status_code == 200 and "alpaca-proxy for" not in root.text and "Rehearsal SafetyMonitor" in root.text
+
+
+def test_a_hanging_upstream_does_not_hold_the_panel():
+    """A member that never answers costs the panel's reader thread its timeout, not the control
+    API's threads: a call during that read answers the last read's result, a later one notes it."""
+    config = {"devices": [{"type": "safetymonitor", "connected": True}, {"type": "focuser", "connected": True}]}
+    with Emulator(config) as upstream, Proxy(upstream.address, upstream_timeout_s=1.0, control_port=0) as proxy:
+        devices = proxy.control_url + "/devices"
+        assert requests.get(devices, timeout=TIMEOUT).json()[1]["state"]["IsSafe"] is True
+        upstream.faults.add({"match": {"member": "issafe"}, "action": {"kind": "hang", "max_s": 2}})
+        time.sleep(MIN_INTERVAL_S)  # the last read is old: the next call asks for a new one
+        during = requests.get(devices, timeout=TIMEOUT).json()  # while the new read waits on IsSafe
+        assert during[1]["state"]["IsSafe"] is True and during[1]["note"] is None
+        focuser, monitor = wait_until(lambda: (listing := requests.get(devices, timeout=TIMEOUT).json())[1]["note"] and listing, 5)
+        assert "IsSafe" in monitor["note"] and "IsSafe" not in monitor["state"]
+        assert focuser["state"]["Connected"] is True and "Position" in focuser["state"]
+        assert requests.get(proxy.panel_url, timeout=TIMEOUT).status_code == 200
+        upstream.faults.clear()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("upstream-devices")]  # stop() ended the reader
+
+
+def test_the_proxys_panel_keeps_the_control_apis_token_rule():
+    with Emulator({"devices": [{"type": "safetymonitor"}]}) as upstream, Proxy(upstream.address, control_token="s3cret") as proxy:
+        bare = requests.get(proxy.url + "/", timeout=TIMEOUT)
+        assert bare.status_code == 401 and "name='token'" in bare.text and "Rehearsal SafetyMonitor" not in bare.text
+        session = requests.Session()
+        right = session.get(proxy.url + "/?token=s3cret", timeout=TIMEOUT, allow_redirects=False)
+        assert right.status_code == 303 and right.headers["Location"] == "/"
+        assert "Rehearsal SafetyMonitor" in session.get(proxy.url + "/", timeout=TIMEOUT).text
+        assert session.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).json()[0]["device_type"] == "safetymonitor"
+        assert requests.get(proxy.url + "/emulator/v1/devices", timeout=TIMEOUT).status_code == 401

@@ -100,14 +100,15 @@ def test_sunlight_override_beats_the_sun():
     assert sky.sky_state(noon, *GREENWICH, sunlight=None).phase == "day"
 
 
-def test_set_utc_moves_the_date_not_the_simulated_seconds():
+def test_start_timeline_moves_the_date_not_the_simulated_seconds():
     from emulator.sim.clock import SimClock
 
     clock = SimClock(100.0, datetime(2026, 1, 15, 16, 0, tzinfo=timezone.utc))
     before = clock.now()
     night = datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)
-    clock.set_utc(night)
+    clock.start_timeline(night)
     assert clock.now() >= before  # slews and exposures anchored to sim seconds do not jump
+    assert clock.timeline0 >= before
     assert abs((clock.utcnow() - night).total_seconds()) < 60  # well within a wall second at 100x
     with clock.at(clock.now() + 3600):
         assert abs((clock.utcnow() - (night + timedelta(hours=1))).total_seconds()) < 60
@@ -151,3 +152,45 @@ expect = { ok = true }
     # set-up took most of a wall second (about 1000 simulated s at this scale): without the
     # rebase the mount would read ~16:30; with it, within the few ms of the step itself
     assert abs((seen - datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)).total_seconds()) < 120, step.outcome
+
+
+def test_a_scenarios_weather_timeline_counts_from_its_first_step():
+    """A weather timeline's at_s counts from the timeline's first step in a scenario: set-up
+    (two device processes, most of a wall second, ~700 simulated s at this scale) moves nothing."""
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_text
+
+    text = '''
+[[scenario]]
+name = "weather-starts-at-t0"
+description = "a weather timeline counts from the timeline's first step"
+timeout_s = 30
+[scenario.emulator]
+time_scale = 1000
+[[scenario.emulator.devices]]
+type = "observingconditions"
+timeline_mode = "step"
+timeline = [{ at_s = 0, CloudCover = 10.0 }, { at_s = 400, CloudCover = 90.0 }]
+[[scenario.emulator.devices]]
+type = "safetymonitor"
+[[scenario.devices]]
+name = "station"
+type = "ObservingConditions"
+[[scenario.devices]]
+name = "weather"
+type = "SafetyMonitor"
+[[scenario.steps]]
+do = "get"
+device = "station"
+member = "CloudCover"
+expect = { value = 10.0 }
+[[scenario.steps]]
+at = 0.6
+do = "get"
+device = "station"
+member = "CloudCover"
+expect = { value = 90.0 }
+'''
+    (scenario,) = load_text(text, "weather.toml")
+    verdict = run_scenario(scenario, "weather.toml")
+    assert verdict.passed, verdict.report()

@@ -32,6 +32,8 @@ class SimClock:
         self._utc0 = start_utc or datetime.now(timezone.utc)
         #: The UTC of simulated second 0 as Unix seconds (what sidereal time is computed from).
         self.unix0 = self._utc0.timestamp()
+        #: Simulated second that scripted timelines count from (0: the clock's start).
+        self.timeline0 = 0.0
         self._frozen = _Frozen()
 
     def now(self) -> float:
@@ -72,13 +74,16 @@ class SimClock:
         finally:
             self._frozen.t = outer
 
-    def set_utc(self, utc: datetime) -> None:
-        """From now on, :meth:`utcnow` reads ``utc`` at this instant (simulated seconds go on
-        unchanged, so nothing anchored to them moves): how a rehearsal starts its night at the
-        first step of its timeline, whatever its set-up cost in wall time."""
+    def start_timeline(self, utc: datetime | None = None) -> None:
+        """Make this instant t = 0 of what is scripted on the clock (weather timelines' ``at_s``),
+        and, given ``utc``, the simulated UTC now. Simulated seconds go on unchanged, so nothing
+        anchored to them moves. A rehearsal calls it at its timeline's first step, so set-up's
+        wall time (slower on a loaded machine) shifts neither its weather nor its Sun."""
         with self.instant() as now:
-            self._utc0 = utc - timedelta(seconds=now)
-            self.unix0 = self._utc0.timestamp()
+            self.timeline0 = now
+            if utc is not None:
+                self._utc0 = utc - timedelta(seconds=now)
+                self.unix0 = self._utc0.timestamp()
 
     def utc_at(self, t: float) -> datetime:
         """Simulated UTC at simulated second ``t``."""

@@ -86,7 +86,7 @@ class WeatherPoint(BaseModel):
     """One point of the scripted weather: the sensors it names have these values at ``at_s``."""
 
     model_config = ConfigDict(extra="forbid")
-    at_s: float = Field(..., ge=0, description="Simulated seconds since the emulator started")
+    at_s: float = Field(..., ge=0, description="Simulated seconds since the emulator started (in a scenario: since its timeline's first step)")
     CloudCover: float | None = Field(None, ge=0, le=100, description="%")
     DewPoint: float | None = Field(None, ge=-80, le=60, description="deg C")
     Humidity: float | None = Field(None, ge=0, le=100, description="%")
@@ -231,7 +231,7 @@ class ObservingConditions(Device):
         def value(name: str, compute: Callable[[], float]) -> float:
             if name in pins:
                 return pins[name]
-            scripted = timeline.value(name, t)
+            scripted = timeline.value(name, t - self.clock.timeline0)
             return compute() if scripted is None else scripted
 
         w: dict[str, float] = {}

@@ -324,7 +324,7 @@ class Telescope(Device):
         super().__init__(config, clock, seed)
         self.config: TelescopeConfig = config
         # UTC at any sim time is the clock's (exact arithmetic, no second clock read), plus what
-        # writing UTCDate set; read from the clock each time, so a rehearsal's set_utc moves it too
+        # writing UTCDate set; read from the clock each time, so a rehearsal's start_timeline moves it too
         self._utc_offset = timedelta(0)
         self._offset_s = 0.0  # the same, in seconds
         now = clock.now()

@@ -145,31 +145,48 @@ class Heads:
     """Answer heads exactly as waitress's ``build_response_header`` writes them for an HTTP/1.1
     answer with a body and a Content-Length to a keep-alive client: the status line, the
     headers sorted by name (names capitalised per ``-``-part, same names in their order), its
-    Server and Date. The Date string is made once a second, the names once each."""
+    Server and Date.
 
-    def __init__(self) -> None:
-        self._names: dict[str, str] = {}
+    An upstream answers with the same few heads again and again, so each (status, headers) gets
+    a template, made once, with two holes: the Content-Length and the Date (a string made once
+    a second). Bounded: the templates are dropped when there are too many."""
+
+    _MAX = 256
+
+    def __init__(self, ident: str) -> None:
+        self.ident = ident
+        self._templates: dict[tuple, tuple[str, ...]] = {}
         self._second = -1
         self._date = ""
 
-    def head(self, status: str, headers: list[tuple[str, str]], ident: str) -> bytes:
-        names = self._names
-        lines = []
-        for name, value in headers:
-            cap = names.get(name)
-            if cap is None:
-                cap = "-".join(x.capitalize() for x in name.split("-"))
-                if len(names) < 256:
-                    names[name] = cap
-            lines.append((cap, value))
+    def head(self, status: str, headers: list[tuple[str, str]], length: int) -> bytes:
+        key = (status, *headers)
+        parts = self._templates.get(key)
+        if parts is None:
+            parts = self._template(status, headers)
         now = time.time()
         if int(now) != self._second:
             self._second, self._date = int(now), build_http_date(now)
-        if ident:
-            lines.append(("Server", ident))
-        lines.append(("Date", self._date))
+        if parts[0] == "L":  # Content-Length's hole comes first
+            return (parts[1] + str(length) + parts[2] + self._date + parts[3]).encode("latin-1")
+        return (parts[1] + self._date + parts[2] + str(length) + parts[3]).encode("latin-1")
+
+    def _template(self, status: str, headers: list[tuple[str, str]]) -> tuple[str, ...]:
+        lines = [("-".join(x.capitalize() for x in name.split("-")), value) for name, value in headers]
+        lines.append(("Content-Length", "\0L"))
+        if self.ident:
+            lines.append(("Server", self.ident))
+        lines.append(("Date", "\0D"))
         lines.sort(key=_name)
-        return ("HTTP/1.1 " + status + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n").encode("latin-1")
+        text = "HTTP/1.1 " + status + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines) + "\r\n"
+        first, second = ("\0L", "\0D") if text.index("\0L") < text.index("\0D") else ("\0D", "\0L")
+        a, rest = text.split(first, 1)
+        b, c = rest.split(second, 1)
+        parts = (first[1], a, b, c)
+        if len(self._templates) >= self._MAX:
+            self._templates.clear()
+        self._templates[(status, *headers)] = parts
+        return parts
 
 
 def _name(header: tuple[str, str]) -> str:
@@ -337,7 +354,7 @@ class Passthrough:
         self._busy: set[Link] = set()
         self._timer_due = False
         self.parser = QuickParser()
-        self.heads = Heads()
+        self.heads = Heads(server.adj.ident)
         self.forwarded = 0  # requests this path took (diagnostics, tests)
 
     # -- taking a request -----------------------------------------------------------------------
@@ -428,7 +445,13 @@ class Passthrough:
             self._idle.append(link)
         else:
             link.close()
-        self._reply(exchange, reader.answer)
+        try:
+            self._reply(exchange, reader.answer)
+        except Exception:  # a bug here must not leave the client waiting: it sees its connection closed
+            log.exception("forwarding %s %s failed", exchange.request.command, exchange.request.path)
+            exchange.ctx.entry.outcome = "closed"
+            self.layer.finish(exchange.ctx)
+            self._next(exchange.channel, exchange.request, True)
 
     def _reply(self, exchange: _Exchange, answer: Any) -> None:
         """What :class:`~emulator.serve.sockets.FaultTask` and waitress's channel do with the
@@ -436,7 +459,6 @@ class Passthrough:
         channel, request, ctx = exchange.channel, exchange.request, exchange.ctx
         body = answer.body
         headers = answer_headers(answer)
-        headers.append(("Content-Length", str(len(body))))
         status = f"{answer.status} {answer.reason}"
         entry = ctx.entry
         if not entry.answered(status, body):
@@ -445,10 +467,11 @@ class Passthrough:
         close = False
         if (answer.status >= 200 and answer.status not in (204, 304) and request.version == "1.1"
                 and request.headers.get("CONNECTION", "").lower() != "close"):
-            data = self.heads.head(status, headers, channel.server.adj.ident)
+            data = self.heads.head(status, headers, len(body))
             if body:
                 data += body
         else:  # waitress's task builds what it builds for the rarer cases (and says whether to close)
+            headers.append(("Content-Length", str(len(body))))
             task = channel.task_class(channel, request)
             task.start()
             task.status, task.response_headers, task.content_length, task.complete = status, headers, len(body), True

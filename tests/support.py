@@ -1,4 +1,5 @@
-"""Helpers shared by the test modules: polling with a deadline, and one-device emulators.
+"""Helpers shared by the test modules: polling with a deadline, one-device emulators, and a
+command run on a pseudo-terminal.
 
 Imported as ``from support import ...``: tests/ has no __init__.py, so pytest puts tests/ on
 sys.path (as the astra tests already rely on for test_astra_support). Holds no tests itself.
@@ -6,6 +7,8 @@ sys.path (as the astra tests already rely on for test_astra_support). Holds no t
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -38,3 +41,27 @@ def wait_for(predicate: Callable[[], Any], what: str = "condition", timeout: flo
 def one_device(device_type: str, time_scale: float = 100, **options: Any) -> Emulator:
     """An emulator (not yet started) serving one already connected device of ``device_type``."""
     return Emulator({"devices": [{"type": device_type, "connected": True, **options}]}, time_scale=time_scale)
+
+
+def run_on_a_terminal(args: list[str], timeout: float = 60.0, **popen: Any) -> tuple[int, str]:
+    """Run ``args`` with a pseudo-terminal as stdout and stderr (what ``isatty()`` says yes to);
+    its exit status and everything it wrote, escape codes included."""
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(args, stdout=child, stderr=child, **popen)
+    os.close(child)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main)
+        code = proc.wait(timeout=timeout)
+    return code, b"".join(chunks).decode(errors="replace")

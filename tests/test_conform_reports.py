@@ -116,29 +116,14 @@ def test_pytest_plugin_refuses_xdist_modes_that_split_a_device(emu, pytester):
 def test_a_terminal_sees_which_check_runs_and_a_pipe_does_not(emu):
     """The CLI's rich status line names the running check on a terminal; piped output has none."""
     import os
-    import pty
     import subprocess
     import sys
 
+    from support import run_on_a_terminal
+
     args = [sys.executable, "-m", "conform.cli", "--url", emu.url, "--devices", "switch:0", "--protocol"]
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "160"}
-    main, child = pty.openpty()
-    proc = subprocess.Popen(args, stdout=child, stderr=child, env=env)
-    os.close(child)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(main, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(main)
-        assert proc.wait(timeout=60) == 0
-    seen = b"".join(chunks).decode(errors="replace")
-    assert "checks done; now " in seen and " passed, 0 failed" in seen, seen
+    code, seen = run_on_a_terminal(args, env=env)
+    assert code == 0 and "checks done; now " in seen and " passed, 0 failed" in seen, seen
     piped = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
     assert piped.returncode == 0 and "checks done" not in piped.stdout + piped.stderr, piped.stdout

@@ -274,27 +274,12 @@ def test_rerun_command_quotes_and_shortens_the_path(tmp_path: Path, monkeypatch:
 
 def test_cli_shows_a_status_line_on_a_terminal_only(tmp_path: Path) -> None:
     """On a terminal, rich's status line says what runs and how many are done; piped, nothing of it."""
-    import pty
+    from support import run_on_a_terminal
 
     (tmp_path / "ok.toml").write_text(STATE_ONLY, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"TERM": "xterm", "COLUMNS": "120"}
-    main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "scenarios.cli", "run", "ok.toml"], cwd=tmp_path, stdout=child, stderr=child, env=env)
-    os.close(child)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # the child closed its end
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(main)
-        assert proc.wait(timeout=60) == 0
-    seen = b"".join(chunks).decode(errors="replace")
+    code, seen = run_on_a_terminal([sys.executable, "-m", "scenarios.cli", "run", "ok.toml"], cwd=tmp_path, env=env)
+    assert code == 0, seen
     assert "done; running:" in seen, seen
     assert "1 scenario: 1 passed" in seen, seen
     piped = _cli(["run", "ok.toml"], tmp_path)

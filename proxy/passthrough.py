@@ -392,14 +392,15 @@ class Passthrough:
         request, forwarded, body = parsed
         with channel.requests_lock:
             channel.requests.append(request)
-        if not self.take(channel, forwarded, body):
+        if not self.take(channel, forwarded, body, ready=True):
             self.server.to_worker(channel)
         return True
 
-    def take(self, channel: Any, forwarded: str | None = None, body: bytes = b"") -> bool:
+    def take(self, channel: Any, forwarded: str | None = None, body: bytes = b"", ready: bool = False) -> bool:
         """Forward the channel's first request here, or say False for the worker path.
-        ``forwarded`` and ``body``: its end-to-end header lines and body, when the quick parser has them."""
-        if not channel.requests or not self.ready(channel):
+        ``forwarded`` and ``body``: its end-to-end header lines and body, when the quick parser
+        has them; ``ready``: the caller has just checked :meth:`ready`."""
+        if not channel.requests or not (ready or self.ready(channel)):
             return False
         request = channel.requests[0]
         path = request.path or ""

@@ -125,7 +125,7 @@ class Proxy:
                 app = self.recorder.wrap(app)
             self._server = ProxyBackgroundServer(app, self.host, self._requested_port, threads=self._threads, layer=layer)
             if self.recorder is None:  # the fast path records nothing, so it is off while recording
-                self._server.server.passthrough = Passthrough(self._server.server, self.upstream, layer)
+                self._server.server.passthrough = Passthrough(self._server.server, self.upstream, layer, max_links=self._threads)
             if self.control and self.requested_control_port is not None:
                 self._control = ControlListener(self, self.host, self.requested_control_port, self.control_token, None, self.clock,
                                                 mount=self._panel)

@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from typing import Any
 
 from waitress.buffers import OverflowableBuffer
@@ -358,8 +359,11 @@ def _kind(exc: BaseException, connecting: bool) -> str:
 class Passthrough:
     """Takes the requests it can forward itself (see the module docstring); loop thread only."""
 
-    def __init__(self, server: Any, upstream: Upstream, layer: FaultLayer) -> None:
+    def __init__(self, server: Any, upstream: Upstream, layer: FaultLayer, max_links: int = 8) -> None:
+        """``max_links``: at most this many connections to the upstream at once (a small device
+        may take only a few); more requests wait, in order, for one to be free."""
         self.server = server
+        self.max_links = max(1, max_links)
         self.map = server._map
         self.layer = layer
         self.faults = layer.faults
@@ -369,6 +373,7 @@ class Passthrough:
         self.address = (found[0], (upstream.host, upstream.port) + found[1][2:]) if found else None
         self._idle: list[Link] = []
         self._busy: set[Link] = set()
+        self._waiting: deque[_Exchange] = deque()
         self._timer_due = False
         self.parser = QuickParser()
         self.heads = Heads(server.adj.ident)
@@ -421,14 +426,25 @@ class Passthrough:
             method, uri, headers, body = parser_parts(request)
             data = request_bytes(method, uri, self.host_header, headers, body)
         self.forwarded += 1
-        exchange = _Exchange(channel, request, ctx, time.monotonic() + self.timeout_s, data)
-        link = self._link(exchange.idempotent)
-        self._busy.add(link)
-        link.send(exchange, data)
+        self._start(_Exchange(channel, request, ctx, time.monotonic() + self.timeout_s, data))
         if not self._timer_due:
             self._timer_due = True
             self.layer.scheduler.call_later(self.timeout_s, lambda: self.layer.on_loop(self._expire))
         return True
+
+    def _start(self, exchange: _Exchange) -> None:
+        if len(self._busy) >= self.max_links and not self._idle:
+            self._waiting.append(exchange)
+            return
+        link = self._link(exchange.idempotent)
+        self._busy.add(link)
+        link.send(exchange, exchange.data)
+
+    def _release(self) -> None:
+        """Start the requests that waited for a link, as links are free."""
+        waiting = self._waiting
+        while waiting and (self._idle or len(self._busy) < self.max_links):
+            self._start(waiting.popleft())
 
     def _link(self, idempotent: bool) -> Link:
         """A pooled link (for a GET or HEAD unchecked: :meth:`Link.fail` sends it again if the
@@ -470,6 +486,8 @@ class Passthrough:
             exchange.ctx.entry.outcome = "closed"
             self.layer.finish(exchange.ctx)
             self._next(exchange.channel, exchange.request, True)
+        if self._waiting:
+            self._release()
 
     def _reply(self, exchange: _Exchange, answer: Any) -> None:
         """What :class:`~emulator.serve.sockets.FaultTask` and waitress's channel do with the
@@ -547,6 +565,8 @@ class Passthrough:
 
     def failed(self, exchange: _Exchange, kind: str, detail: str) -> None:
         """No whole answer: the client's connection shows it as :class:`proxy.forward.ProxyTask` does."""
+        if self._waiting:
+            self._release()
         channel, request, ctx = exchange.channel, exchange.request, exchange.ctx
         log.info("%s %s: upstream %s: %s", request.command, request.path, kind, detail)
         ctx.entry.outcome = f"upstream-{kind}"
@@ -577,6 +597,10 @@ class Passthrough:
                 link.fail(TimeoutError(f"no answer within {self.timeout_s:g} s"))
             else:
                 later.append(exchange.deadline)
+        for exchange in [e for e in self._waiting if e.deadline <= now]:  # no link came free in time
+            self._waiting.remove(exchange)
+            self.failed(exchange, "timeout", f"no connection to the upstream free within {self.timeout_s:g} s")
+        later += [e.deadline for e in self._waiting]
         self._timer_due = bool(later)
         if later:
             self.layer.scheduler.call_later(min(later) - now, lambda: self.layer.on_loop(self._expire))

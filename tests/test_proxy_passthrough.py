@@ -197,3 +197,23 @@ def test_a_get_crossing_the_upstreams_close_of_a_kept_connection_goes_again_on_a
             assert proxy.traffic.entries()[-1].outcome == "upstream-reset"
     finally:
         upstream.close()
+
+
+def test_requests_wait_in_order_for_a_free_upstream_connection():
+    """A small device takes few connections: the proxy opens at most ``threads`` to it."""
+    with Emulator() as upstream, Proxy(upstream.address, threads=2) as proxy:
+        upstream.faults.add({"match": {"member": "issafe"}, "action": {"kind": "latency", "ms": 150}})
+        url = f"{proxy.url}/api/v1/safetymonitor/0/issafe"
+        results: list[int] = []
+
+        def read() -> None:
+            results.append(requests.get(url, timeout=TIMEOUT).json()["ErrorNumber"])
+
+        threads = [threading.Thread(target=read) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(TIMEOUT)
+        assert results == [0] * 6
+        assert proxy._server.server.passthrough.forwarded == 6
+        assert len({e.client for e in upstream.traffic.entries()}) <= 2  # the proxy's connections

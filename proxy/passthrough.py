@@ -37,7 +37,9 @@ import sys
 import time
 from typing import Any
 
+from waitress.buffers import OverflowableBuffer
 from waitress.channel import ClientDisconnected
+from waitress.receiver import FixedStreamReceiver
 from waitress.utilities import build_http_date
 
 from emulator.http.protocol import error_number_of
@@ -66,9 +68,9 @@ def ip_address(host: str) -> tuple[int, tuple] | None:
     return None
 
 
-#: A request line the quick parser takes: a method without a body, an origin-form URI with
-#: nothing to unquote, HTTP/1.1. Anything else is waitress's to parse.
-_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-~]*) HTTP/1\.1")
+#: A request line the quick parser takes: GET, HEAD or PUT, an origin-form URI with nothing to
+#: unquote, HTTP/1.1. Anything else is waitress's to parse.
+_REQUEST_LINE = re.compile(rb"(GET|HEAD|PUT) (/[!-~]*) HTTP/1\.1")
 #: One header line: a token name (no "_": waitress drops those), a value of visible ASCII.
 _HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^`|~0-9A-Za-z]+):[ \t]*([ -~\t]*?)[ \t]*")
 _BLOCKS_MAX = 64
@@ -81,17 +83,19 @@ class QuickParser:
     and a caught KeyError per header line, ``urlsplit`` and an unquote per URI). A client
     sends the same header block with every request, so the block is parsed once and its
     waitress-style header dict and the header lines that go upstream are kept (a few blocks,
-    bounded). It takes only a read that is exactly one GET or HEAD request (HTTP/1.1,
-    origin-form URI without ``%`` or ``#``, every header line plain, none repeated, no body,
-    no Transfer-Encoding or Expect); anything else, or the control API, returns None and
-    waitress parses it as always."""
+    bounded). It takes only a read that is exactly one GET or HEAD request without a body, or
+    one PUT with its whole body (a form, as Alpaca clients send): HTTP/1.1, an origin-form URI
+    without ``%`` or ``#``, every header line plain, none repeated, no Transfer-Encoding or
+    Expect. Anything else, or the control API, returns None and waitress parses it as always."""
 
     def __init__(self) -> None:
         self._blocks: dict[bytes, tuple[dict[str, str], str] | None] = {}
 
-    def parse(self, channel: Any, data: bytes) -> tuple[Any, str] | None:
-        """A waitress request for ``data`` and its end-to-end header lines, or None."""
-        if data[-4:] != b"\r\n\r\n":
+    def parse(self, channel: Any, data: bytes) -> tuple[Any, str, bytes] | None:
+        """A waitress request for ``data``, its end-to-end header lines (a PUT's own
+        Content-Length line last) and its body; or None."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
             return None
         at = data.find(b"\r\n")
         line = _REQUEST_LINE.fullmatch(data, 0, at)
@@ -100,7 +104,7 @@ class QuickParser:
         uri = line.group(2)
         if b"%" in uri or b"#" in uri or uri[:2] == b"//" or uri.startswith(CONTROL_PREFIX.encode()):
             return None
-        block = data[at + 2 : -4]
+        block = data[at + 2 : end]
         known = self._blocks.get(block, False)
         if known is False:
             known = self._block(block)
@@ -110,8 +114,14 @@ class QuickParser:
         if known is None:
             return None
         headers, forwarded = known
+        length = len(data) - end - 4
+        if str(length) != headers.get("CONTENT_LENGTH", "0"):
+            return None  # a body that is not exactly the rest of this read (or one a GET should not have)
+        command = line.group(1).decode("latin-1")
+        if (command == "PUT") != (length > 0):
+            return None
         request = channel.parser_class(channel.adj)
-        command, request_uri = line.group(1).decode("latin-1"), uri.decode("latin-1")
+        request_uri = uri.decode("latin-1")
         path, _, query = request_uri.partition("?")
         request.first_line = data[:at]
         request.headers = dict(headers)
@@ -119,8 +129,15 @@ class QuickParser:
         request.proxy_scheme = request.proxy_netloc = request.fragment = ""
         request.path, request.query = path, query
         request.url_scheme = channel.adj.url_scheme
+        body = b""
+        if length:
+            body = data[end + 4 :]
+            request.content_length = length
+            request.body_rcv = FixedStreamReceiver(length, OverflowableBuffer(channel.adj.inbuf_overflow))
+            request.body_rcv.received(body)
+            forwarded = f"{forwarded}Content-Length: {length}\r\n"
         request.headers_finished = request.completed = True
-        return request, forwarded
+        return request, forwarded, body
 
     @staticmethod
     def _block(block: bytes) -> tuple[dict[str, str], str] | None:
@@ -132,7 +149,7 @@ class QuickParser:
                 return None
             key = m.group(1).upper().replace(b"-", b"_").decode("latin-1")
             value = m.group(2).decode("latin-1")
-            if key in headers or key in ("TRANSFER_ENCODING", "EXPECT") or (key == "CONTENT_LENGTH" and value != "0"):
+            if key in headers or key in ("TRANSFER_ENCODING", "EXPECT") or (key == "CONTENT_LENGTH" and not value.isdigit()):
                 return None
             headers[key] = value
             name = header_name(key)
@@ -372,16 +389,16 @@ class Passthrough:
         parsed = self.parser.parse(channel, data)
         if parsed is None:
             return False
-        request, forwarded = parsed
+        request, forwarded, body = parsed
         with channel.requests_lock:
             channel.requests.append(request)
-        if not self.take(channel, forwarded):
+        if not self.take(channel, forwarded, body):
             self.server.to_worker(channel)
         return True
 
-    def take(self, channel: Any, forwarded: str | None = None) -> bool:
+    def take(self, channel: Any, forwarded: str | None = None, body: bytes = b"") -> bool:
         """Forward the channel's first request here, or say False for the worker path.
-        ``forwarded``: its end-to-end header lines, when the quick parser has them."""
+        ``forwarded`` and ``body``: its end-to-end header lines and body, when the quick parser has them."""
         if not channel.requests or not self.ready(channel):
             return False
         request = channel.requests[0]
@@ -398,7 +415,7 @@ class Passthrough:
                 return True
             return False
         if forwarded is not None:
-            data = f"{request.command} {request.request_uri} HTTP/1.1\r\n{self.host_header}{forwarded}\r\n".encode("latin-1")
+            data = f"{request.command} {request.request_uri} HTTP/1.1\r\n{self.host_header}{forwarded}\r\n".encode("latin-1") + body
         else:
             method, uri, headers, body = parser_parts(request)
             data = request_bytes(method, uri, self.host_header, headers, body)

@@ -265,6 +265,27 @@ class FaultSet:
         # (verb, path) or a RequestInfo -> the rules that match it, in creation order; replaced with _rules.
         self._candidates: dict[Any, tuple[FaultRule, ...]] = {}
         self._ids = itertools.count(1)
+        self._watchers: list[Any] = []
+
+    def watch(self, fn: Any) -> None:
+        """Call ``fn()`` after a rule was removed, changed or switched off (the socket layer ends
+        an outage whose rule is gone); :meth:`unwatch` stops it."""
+        self._watchers.append(fn)
+
+    def unwatch(self, fn: Any) -> None:
+        if fn in self._watchers:
+            self._watchers.remove(fn)
+
+    def _changed(self) -> None:
+        for fn in list(self._watchers):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a watcher must not break the control API
+                log.exception("fault set watcher failed")
+
+    def outage_until(self) -> float:
+        """Until when (monotonic s) an enabled rule's own outage window is open; 0 when none is."""
+        return max((r._quiet_until for r in self._rules if r.spec.enabled and r.spec.action.hold_s()), default=0.0)
 
     def _set_rules(self, rules: list[FaultRule]) -> None:
         """Install a new rule list and an empty candidate cache for it (caller holds the lock)."""
@@ -316,6 +337,7 @@ class FaultSet:
             rule._set_spec(spec)
             self._set_rules(list(self._rules))  # what it matches may have changed
         log.info("fault rule %s changed: %s", rule_id, spec.model_dump(exclude_none=True))
+        self._changed()
         return rule
 
     def sets(self) -> dict[str, list[FaultRule]]:
@@ -340,6 +362,7 @@ class FaultSet:
                     rule._set_spec(rule.spec.model_copy(update={"enabled": enabled}))
             self._set_rules(list(self._rules))
         log.info("fault set %r %s (%d rules)", name, "enabled" if enabled else "disabled", len(members))
+        self._changed()
         return members
 
     def disable_set(self, name: str) -> list[FaultRule]:
@@ -351,10 +374,12 @@ class FaultSet:
             if len(kept) == len(self._rules) and not missing_ok:
                 raise KeyError(f"no fault rule with id {rule_id!r}")
             self._set_rules(kept)
+        self._changed()
 
     def clear(self) -> None:
         with self._lock:
             self._set_rules([])
+        self._changed()
 
     def list(self) -> list[FaultRule]:
         return list(self._rules)

@@ -28,7 +28,7 @@ without ``count`` it fires once, unless ``every`` > 1 or ``probability`` < 1 say
 it fires as those say, without limit); with ``count: N`` it fires up to N times. While its own
 window is open it does not fire or count matches (a request on a keep-alive connection that
 survives a refuse is answered), so the first request after the re-listen is answered unless
-the trigger says it repeats.
+the trigger says it repeats. Removing the rule, or switching it off, ends its outage at once.
 """
 
 from __future__ import annotations

@@ -130,10 +130,12 @@ class FaultLayer:
     def attach(self, server: "FaultServer") -> None:
         self.server = server
         self.scheduler.name = f"fault-timers:{server.effective_port}"
+        self.faults.watch(self._rules_changed)  # until stop(): a removed rule ends its outage
 
     def stop(self) -> None:
         """Cancel every timer and wake every dribbling response, before the server closes."""
         self.stopping.set()
+        self.faults.unwatch(self._rules_changed)
         self.scheduler.stop()
 
     def on_loop(self, thunk: Callable[[], None]) -> None:
@@ -251,6 +253,24 @@ class FaultLayer:
                 except OSError:
                     pass
         self.scheduler.call_later(until - time.monotonic(), lambda: self.on_loop(self._outage_end))
+
+    def _rules_changed(self) -> None:
+        """A rule was removed, changed or switched off: an outage whose rule is gone ends now."""
+        if not self._listening:
+            self.on_loop(self._outage_recheck)
+
+    def _outage_recheck(self) -> None:
+        if self._listening:
+            return
+        until = self.faults.outage_until()  # the windows of the outage rules still there
+        if until >= self._outage_until - 0.25:  # (a rule's window starts a moment before its outage)
+            return
+        self._outage_until = until
+        if until <= time.monotonic():
+            log.info("the rule of the outage is gone: accepting connections again")
+            self._outage_end()
+        else:
+            self.scheduler.call_later(until - time.monotonic(), lambda: self.on_loop(self._outage_end))
 
     def _outage_end(self) -> None:
         server = self.server

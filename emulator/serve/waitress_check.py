@@ -1,7 +1,7 @@
 """A start-up self-check: the private waitress internals the socket layer relies on still exist.
 
-:mod:`emulator.serve.sockets`, :mod:`emulator.serve.tls` and :mod:`emulator.serve.server` subclass
-waitress's channel, task, parser and server and use attributes waitress does not document (its
+:mod:`emulator.serve.sockets`, :mod:`emulator.serve.tls` and :mod:`emulator.serve.server` (and the
+proxy's fast path, ``proxy/passthrough.py``) subclass waitress's channel, task, parser and server and use attributes waitress does not document (its
 request list and locks, its flush helpers, the listening socket's setters, the trigger). A waitress
 release that renames one would otherwise break the faults in the middle of a rehearsal, as an
 AttributeError on a worker thread; this check runs before the first server starts and fails at
@@ -52,6 +52,12 @@ CLASS_ATTRIBUTES: tuple[tuple[Any, str, str], ...] = (
     (wasyncore.dispatcher, "send", "TLS sends the encrypted bytes"),
     (wasyncore.dispatcher, "connected", "a held answer is dropped when its client left"),
     (wasyncore.dispatcher, "accepting", "refuse and down stop accepting"),
+    # the proxy's fast path (proxy/passthrough.py) answers on the loop thread itself
+    (channel.HTTPChannel, "write_soon", "the proxy's fast path writes an answer from the loop thread"),
+    (channel.HTTPChannel, "send_continue", "the proxy's fast path keeps Expect: 100-continue working"),
+    (task.WSGITask, "build_response_header", "the proxy's fast path frames its answer as waitress does"),
+    (task.WSGITask, "start", "the proxy's fast path frames its answer as waitress does"),
+    (task.WSGITask, "has_body", "the proxy's fast path frames its answer as waitress does"),
 )
 INSTANCE_ATTRIBUTES: tuple[tuple[Any, str, str], ...] = (
     (wasyncore.dispatcher, "_fileno", "a closed channel is not closed again"),
@@ -73,11 +79,19 @@ INSTANCE_ATTRIBUTES: tuple[tuple[Any, str, str], ...] = (
     (server.BaseWSGIServer, "family", "refuse and down hold the port with a new socket"),
     (server.BaseWSGIServer, "adj", "the backlog when listening again after an outage"),
     (server.BaseWSGIServer, "application", "a held answer is taken from the app"),
+    (channel.HTTPChannel, "close_when_flushed", "the proxy's fast path closes after its answer"),
+    (channel.HTTPChannel, "total_outbufs_len", "the proxy's fast path waits for earlier answers to leave"),
+    (channel.HTTPChannel, "current_outbuf_count", "the proxy's fast path, as waitress's service does"),
+    (channel.HTTPChannel, "sent_continue", "the proxy's fast path keeps Expect: 100-continue working"),
+    (channel.HTTPChannel, "request", "the proxy's fast path: the request being received"),
 )
 #: Keyword arguments of BaseWSGIServer.__init__ that BackgroundServer passes.
 SERVER_KEYWORDS = ("map", "dispatcher")
 #: Attributes of a parsed request the fault layer reads.
-REQUEST_ATTRIBUTES = ("command", "path", "query", "headers", "first_line", "body_rcv", "content_length", "error")
+REQUEST_ATTRIBUTES = ("command", "path", "query", "headers", "first_line", "body_rcv", "content_length", "error",
+                      # and the proxy's fast path's (proxy/passthrough.py)
+                      "completed", "headers_finished", "version", "request_uri", "url_scheme", "proxy_scheme",
+                      "proxy_netloc", "fragment")
 
 
 class WaitressChanged(RuntimeError):

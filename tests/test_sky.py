@@ -149,14 +149,17 @@ expect = { ok = true }
 
     fields = [int(v) for v in re.search(r"datetime\(([\d, ]+)", step.outcome).group(1).split(",")[:6]]
     seen = datetime(*fields).astimezone(timezone.utc)
-    # set-up took most of a wall second (about 1000 simulated s at this scale): without the
-    # rebase the mount would read ~16:30; with it, within the few ms of the step itself
-    assert abs((seen - datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)).total_seconds()) < 120, step.outcome
+    # The mount read at most the step's own duration past start_utc (1000 simulated s per wall
+    # s); without the rebase it would also count set-up (two device processes: well over 0.1 wall s).
+    setup_s = step.start - min(e.start for e in verdict.timeline)
+    late = (seen - datetime(2026, 1, 15, 16, 15, tzinfo=timezone.utc)).total_seconds()
+    assert setup_s > 0.1 and -2 <= late <= (step.end - step.start) * 1000 + 30, (setup_s, late, step)
 
 
 def test_a_scenarios_weather_timeline_counts_from_its_first_step():
-    """A weather timeline's at_s counts from the timeline's first step in a scenario: set-up
-    (two device processes, most of a wall second, ~700 simulated s at this scale) moves nothing."""
+    """A weather timeline's at_s counts from the timeline's first step in a scenario, not from
+    the emulator's start: set-up (two device processes) moves nothing. CloudCover rises 1 % per
+    1000 simulated s, i.e. per wall second at this scale, so its reading is a clock."""
     from scenarios.runner import run_scenario
     from scenarios.schema import load_text
 
@@ -169,8 +172,8 @@ timeout_s = 30
 time_scale = 1000
 [[scenario.emulator.devices]]
 type = "observingconditions"
-timeline_mode = "step"
-timeline = [{ at_s = 0, CloudCover = 10.0 }, { at_s = 400, CloudCover = 90.0 }]
+update_interval_s = 0
+timeline = [{ at_s = 0, CloudCover = 0.0 }, { at_s = 100000, CloudCover = 100.0 }]
 [[scenario.emulator.devices]]
 type = "safetymonitor"
 [[scenario.devices]]
@@ -183,14 +186,12 @@ type = "SafetyMonitor"
 do = "get"
 device = "station"
 member = "CloudCover"
-expect = { value = 10.0 }
-[[scenario.steps]]
-at = 0.6
-do = "get"
-device = "station"
-member = "CloudCover"
-expect = { value = 90.0 }
+expect = { ok = true }
 '''
     (scenario,) = load_text(text, "weather.toml")
     verdict = run_scenario(scenario, "weather.toml")
     assert verdict.passed, verdict.report()
+    step = next(e for e in verdict.timeline if "CloudCover" in e.text)
+    elapsed = float(step.outcome.split("returned ", 1)[1].split(" after")[0])  # wall s since t = 0
+    setup_s = step.start - min(e.start for e in verdict.timeline)
+    assert setup_s > 0.1 and -0.01 <= elapsed <= (step.end - step.start) + 0.03, (setup_s, elapsed, step)

@@ -5,7 +5,8 @@
     DELETE /emulator/v1/faults                  remove every rule
     GET    /emulator/v1/faults/{id}             one rule, with its "matched"/"fired" counters
     PATCH  /emulator/v1/faults/{id}             change it in place (a partial rule: enabled, action
-                                                parameters, trigger, match, name, set); counters kept
+                                                parameters, actions by index, trigger, match, name,
+                                                set); counters kept
     DELETE /emulator/v1/faults/{id}             remove one rule
     GET    /emulator/v1/faultsets               the named rule sets: name, rules, which are enabled
     GET    /emulator/v1/faultsets/{name}        one set

@@ -138,6 +138,16 @@ def _action_text(action: dict[str, Any]) -> str:
     return _summary(changed) if changed else ""
 
 
+def _actions_html(rule: dict[str, Any]) -> str:
+    """A rule's actions as its row shows them: ``<b>latency</b> ms=500 + <b>bad_json</b>``."""
+    actions = rule.get("actions") or [rule["action"]]
+    parts = []
+    for action in actions:
+        params = _action_text(action)
+        parts.append(f"<b>{_e(action['kind'])}</b>" + (f" {_e(params)}" if params else ""))
+    return " + ".join(parts)
+
+
 def _relevant(rule: dict[str, Any], focus: dict[str, Any] | None) -> bool:
     match = rule.get("match") or {}
     return focus is None or (match.get("device_type") in (None, focus["device_type"])
@@ -150,7 +160,7 @@ def _rule_row(rule: dict[str, Any]) -> str:
         f"<tr data-rule='{_e(rule['id'])}' class='{'' if enabled else 'disabled'}'>"
         f"<td class='id'>{_e(rule['id'])}</td><td class='rule-name'>{_e(rule.get('name') or '')}</td>"
         f"<td class='match'>{_e(_summary(rule.get('match') or {}))}</td>"
-        f"<td class='action'><b>{_e(rule['action']['kind'])}</b> {_e(_action_text(rule['action']))}</td>"
+        f"<td class='action'>{_actions_html(rule)}</td>"
         f"<td class='trigger'>{_e(_trigger_text(rule.get('trigger') or {}))}</td>"
         f"<td class='matched'>{rule.get('matched', 0)}</td><td class='fired'>{rule.get('fired', 0)}</td>"
         "<td class='buttons'></td></tr>"

@@ -6,6 +6,10 @@ through :func:`describe_errors`, so a mistake reads the same wherever it was mad
     faults[0].action.ms: Input should be greater than or equal to 0
     devices[1].type: unknown device type 'telescop'; valid device types: camera, ...
 
+A validator that knows which part of its input is wrong (``actions[1].kind`` of a rule whose
+actions do not go together) raises a ``PydanticCustomError`` with the rest of the path as
+``at`` in its context; the path then goes down to that part.
+
 A discriminated union (a fault action's ``kind``, a device's ``type``) puts the chosen tag into
 pydantic's location although it is not a key of the input; :func:`union_tags` finds a model's
 tags, and :func:`describe_errors` leaves them out of the path.
@@ -82,7 +86,8 @@ def describe_errors(
     tags = {tag for values in unions.values() for tag in values}
     out = []
     for err in exc.errors():
-        loc = format_loc(err["loc"], tags, empty, data=data, keys=unions)
+        at = (err.get("ctx") or {}).get("at") or ()
+        loc = format_loc((*err["loc"], *at), tags, empty, data=data, keys=unions)
         kind = err["type"]
         msg = err["msg"]
         if kind in ("union_tag_invalid", "union_tag_not_found"):

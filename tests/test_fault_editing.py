@@ -172,3 +172,65 @@ def test_python_helpers_and_config_sets():
         assert list(emu.faults.sets()) == ["night"]
         with pytest.raises(KeyError):
             emu.faults.enable_set("day")
+
+
+# -- a rule with several actions -----------------------------------------------------------------
+
+
+def test_patch_of_actions_keeps_counters_id_and_order(emu):
+    rule = _add(emu, {"name": "late 503", "match": {"member": "name"},
+                      "actions": [{"kind": "latency", "ms": 0}, {"kind": "http_status", "status": 503}]})
+    other = _add(emu, {"match": {"member": "name"}, "action": {"kind": "latency", "ms": 0}})
+    assert [_name(emu) for _ in range(3)] == [503] * 3
+    # by index: only the first action's ms
+    r = _patch(emu, rule["id"], {"actions": {"0": {"ms": 200}}})
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert [a["kind"] for a in doc["actions"]] == ["latency", "http_status"] and doc["actions"][0]["ms"] == 200
+    assert (doc["id"], doc["name"], doc["matched"], doc["fired"], doc["created_s"]) == (rule["id"], "late 503", 3, 3, rule["created_s"])
+    assert _name(emu) == 503
+    entry = emu.traffic.entries(member="name")[-1]
+    assert entry.duration_s >= 0.2 and entry.rules == ["late 503", other["name"] or other["id"]]
+    # a list: the new list, each element merged into the action at its index or replacing it
+    r = _patch(emu, rule["id"], {"actions": [{"ms": 0}, {"kind": "ascom_error", "number": "0x407"}, "bad_content_type"]})
+    assert r.status_code == 200, r.text
+    assert [a["kind"] for a in r.json()["actions"]] == ["latency", "ascom_error", "bad_content_type"]
+    reply = requests.get(f"{emu.url}/api/v1/telescope/0/name", timeout=5)
+    assert reply.headers["Content-Type"].startswith("text/html") and reply.json()["ErrorNumber"] == 0x407
+    # an action with a kind replaces the list; actions replace a single action
+    r = _patch(emu, rule["id"], {"action": {"kind": "http_status", "status": 500}})
+    assert "actions" not in r.json() and r.json()["action"]["status"] == 500 and r.json()["fired"] == 5
+    assert _name(emu) == 500
+    r = _patch(emu, rule["id"], {"actions": [{}, {"kind": "missing_key", "key": "Value"}]})
+    assert r.status_code == 200, r.text
+    assert "action" not in r.json() and [a["kind"] for a in r.json()["actions"]] == ["http_status", "missing_key"]
+    reply = requests.get(f"{emu.url}/api/v1/telescope/0/name", timeout=5)
+    assert reply.status_code == 500
+    listed = requests.get(f"{emu.control_url}/faults", timeout=5).json()
+    assert [x["id"] for x in listed] == [rule["id"], other["id"]]
+    assert (listed[0]["matched"], listed[0]["fired"]) == (7, 7)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"actions": {"0": {"ms": -5}}}, "actions[0].ms"),
+        ({"actions": {"2": {"ms": 5}}}, "actions.2"),
+        ({"actions": [{}, {"kind": "missing_key", "key": "Value"}, {"kind": "bad_json"}]}, "actions[2].kind"),
+        ({"actions": [{}, {}, {}]}, "actions[2].kind"),
+        ({"actions": []}, "actions"),
+        ({"action": {"ms": 5}}, "action.kind"),
+        ({"action": {"kind": "drop"}, "actions": [{"kind": "drop"}]}, "actions"),
+        ({"actions": [{"kind": "bad_json"}, {"kind": "drop"}]}, "actions[1].kind"),
+    ],
+)
+def test_a_bad_patch_of_actions_is_a_400_naming_the_field_and_changes_nothing(emu, body, field):
+    rule = _add(emu, {"match": {"member": "name"}, "actions": [{"kind": "latency", "ms": 10}, {"kind": "http_status", "status": 503}]})
+    assert _name(emu) == 503
+    before = requests.get(f"{emu.control_url}/faults/{rule['id']}", timeout=5).json()
+    r = _patch(emu, rule["id"], body)
+    assert r.status_code == 400, r.text
+    assert field in [e["field"] for e in r.json()["errors"]], r.json()
+    assert field in r.json()["error"]
+    assert requests.get(f"{emu.control_url}/faults/{rule['id']}", timeout=5).json() == before
+    assert _name(emu) == 503

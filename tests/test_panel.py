@@ -67,6 +67,26 @@ def test_the_page_is_the_same_answer_the_model_gives(emu):
     assert config["api"] == "/emulator/v1" and config["focus"] is None
 
 
+def test_a_rule_with_several_actions_shows_them_all_in_its_row(emu):
+    """Server-rendered: each action with its changed parameters, in the order written; the
+    control API lists the same rule with its actions (what panel.js redraws the row from)."""
+    rule = emu.faults.add({"name": "bad link", "match": {"device_type": "management"}, "actions": [
+        {"kind": "latency", "ms": 500}, {"kind": "truncate", "fraction": 0.5}, {"kind": "bad_json"}]})
+    single = emu.faults.add({"match": {"member": "issafe"}, "action": {"kind": "http_status", "status": 503}})
+    page = requests.get(emu.url + "/", timeout=TIMEOUT).text
+    row = re.search(rf"<tr data-rule='{rule.id}'.*?</tr>", page, re.S).group(0)
+    cell = re.search(r"<td class='action'>(.*?)</td>", row, re.S).group(1)
+    assert cell == "<b>latency</b> ms=500 + <b>truncate</b> + <b>bad_json</b>"
+    assert "<td class='rule-name'>bad link</td>" in row
+    row = re.search(rf"<tr data-rule='{single.id}'.*?</tr>", page, re.S).group(0)
+    assert re.search(r"<td class='action'>(.*?)</td>", row, re.S).group(1) == "<b>http_status</b> status=503"
+    listed = requests.get(emu.url + "/emulator/v1/faults", timeout=TIMEOUT).json()
+    assert [a["kind"] for a in listed[0]["actions"]] == ["latency", "truncate", "bad_json"] and "action" not in listed[0]
+    assert listed[1]["action"]["kind"] == "http_status" and "actions" not in listed[1]
+    script = requests.get(emu.url + "/emulator/panel/static/panel.js", timeout=TIMEOUT).text
+    assert "rule.actions || [rule.action]" in script  # the live row is redrawn from either form
+
+
 def test_device_setup_url_is_the_panel_about_that_device(emu):
     emu.faults.add({"name": "focuser rule", "match": {"device_type": "focuser"}, "action": "bad_json"})
     emu.faults.add({"name": "anything rule", "match": {"member": "position"}, "action": "bad_json"})

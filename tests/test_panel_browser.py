@@ -127,6 +127,18 @@ def test_add_a_rule_see_it_fire_disable_enable_and_remove_it(page, emu):
     assert page.find_element(By.CSS_SELECTOR, "#faults .empty").is_displayed()
 
 
+def test_a_rule_with_several_actions_is_one_row_that_lists_them(page, emu):
+    rule = emu.faults.add({"name": "bad link", "match": {"device_type": "management"}, "actions": [
+        {"kind": "latency", "ms": 500}, {"kind": "truncate", "fraction": 0.5}, {"kind": "bad_json"}]})
+    row = until(page, lambda d: rule_row(d, rule.id), "the multi-action rule in the list")
+    assert row.find_element(By.CSS_SELECTOR, ".action").text == "latency ms=500 + truncate + bad_json"
+    assert [b.text for b in row.find_elements(By.CSS_SELECTOR, ".action b")] == ["latency", "truncate", "bad_json"]
+    emu.faults.update(rule.id, {"actions": {"0": {"ms": 20}}})
+    until(page, lambda d: rule_row(d, rule.id).find_element(By.CSS_SELECTOR, ".action").text
+          == "latency ms=20 + truncate + bad_json", "the patched action")
+    assert not [e for e in page.get_log("browser") if e["level"] == "SEVERE"]
+
+
 def test_a_bad_value_is_shown_at_its_field_and_adds_nothing(page, emu):
     form = page.find_element(By.ID, "rule-form")
     form.find_element(By.NAME, "match.device_number").send_keys("two")

@@ -17,6 +17,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 from alpaca.exceptions import DriverException
 from alpaca.focuser import Focuser
 
@@ -146,6 +147,34 @@ def test_content_and_socket_level_kinds_act_on_the_upstreams_answer(pair):
     # http_status answered for the device; the four others went upstream
     assert upstream.traffic.count(member="issafe") == 4
     assert requests.get(url, timeout=TIMEOUT).json()["ErrorNumber"] == 0
+
+
+def test_a_rule_with_several_actions_on_the_proxy_acts_as_on_the_emulator(pair):
+    """latency + truncate + bad_json in one rule: the upstream's answer, late, broken, then cut,
+    exactly the bytes the same rule makes of the emulator's own answer; named once, fired once."""
+    upstream, proxy = pair
+    rule = {"name": "bad link", "match": {"device_type": "management", "member": "description"},
+            "actions": [{"kind": "latency", "ms": 200}, {"kind": "truncate", "fraction": 0.5}, {"kind": "bad_json"}]}
+
+    def cut(base: str) -> tuple[bytes, float]:
+        got = bytearray()
+        t0 = time.monotonic()
+        with pytest.raises(urllib3.exceptions.ProtocolError):  # the close before the whole body
+            with requests.get(f"{base}/management/v1/description", timeout=TIMEOUT, stream=True) as r:
+                for chunk in r.raw.stream(64, decode_content=False):
+                    got += chunk
+        return bytes(got), time.monotonic() - t0
+
+    live = proxy.faults.add(rule)
+    through, took = cut(proxy.url)
+    assert through.startswith(b"<<not JSON>> ") and took >= 0.2
+    assert (live.matched, live.fired) == (1, 1)
+    (entry,) = proxy.traffic.entries(device_type="management")
+    assert (entry.rules, entry.shadowed, entry.outcome) == (["bad link"], [], "truncated")
+    assert upstream.traffic.count(device_type="management") == 1  # the device answered; the proxy broke it
+    upstream.faults.add(rule)
+    direct, took = cut(upstream.url)
+    assert direct == through and took >= 0.2
 
 
 def test_the_control_api_steers_the_proxy(pair):

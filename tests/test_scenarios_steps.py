@@ -179,6 +179,69 @@ def test_fault_step_refused_where_the_emulator_refuses(tmp_path: Path) -> None:
     assert "steps[0].action.bytes_per_s: required" in msg
 
 
+MULTI_ACTION = """
+[[scenario]]
+name = "late-error"
+description = "one fault step with several actions: the call waits, then fails with the injected error"
+timeout_s = 30
+[[scenario.devices]]
+name = "weather"
+type = "SafetyMonitor"
+retry = { tries = 1 }
+[[scenario.steps]]
+do = "fault"
+label = "late error"
+match = { device_type = "safetymonitor", member = "issafe" }
+actions = [ { kind = "latency", ms = 150 }, { kind = "ascom_error", number = 0x401 } ]
+trigger = { count = 1 }
+fired = 1
+[[scenario.steps]]
+do = "get"
+device = "weather"
+member = "IsSafe"
+expect = { error = "RemoteDeviceError", cause = "ascom", error_number = 0x401 }
+[[scenario.steps]]
+do = "get"
+device = "weather"
+member = "IsSafe"
+expect = { value = true }
+[[scenario.steps]]
+do = "expect_traffic"
+device_type = "safetymonitor"
+member = "issafe"
+error_number = 0x401
+count = 1
+"""
+
+
+def test_a_fault_step_with_several_actions_runs_as_the_emulators_rule() -> None:
+    (sc,) = load_text(MULTI_ACTION)
+    step = sc.steps[0]
+    assert step.spec == parse_rule({
+        "name": "late error", "match": {"device_type": "safetymonitor", "member": "issafe"}, "trigger": {"count": 1},
+        "actions": [{"kind": "latency", "ms": 150}, {"kind": "ascom_error", "number": 0x401}],
+    })
+    assert step.describe().startswith("fault latency{") and " + ascom_error{" in step.describe()
+    verdict = run_scenario(sc)
+    assert verdict.passed, verdict.report()
+    (get,) = [e for e in verdict.timeline if e.text.startswith("steps[1]")]
+    assert get.end - get.start >= 0.15  # the latency acted before the error
+
+
+def test_a_fault_step_with_actions_that_cannot_go_together_names_the_action(tmp_path: Path) -> None:
+    body = 'actions = [ { kind = "bad_json" }, { kind = "missing_key", key = "Value" } ]'
+    msg = _load_error(_scenario({"fault": body, "get": EVERY_KIND["get"]}), tmp_path)
+    assert "steps[0]: actions[1].kind: missing_key acts at the response-content stage" in msg, msg
+    body = 'action = { kind = "bad_json" }\nactions = [ { kind = "wrong_type" } ]'
+    msg = _load_error(_scenario({"fault": body, "get": EVERY_KIND["get"]}), tmp_path)
+    assert "steps[0]: actions: give either 'action' or 'actions', not both" in msg, msg
+    msg = _load_error(_scenario({"fault": 'match = { member = "issafe" }', "get": EVERY_KIND["get"]}), tmp_path)
+    assert "steps[0]: action: required" in msg, msg
+    body = 'actions = [ { kind = "latency", ms = -1 } ]'
+    msg = _load_error(_scenario({"fault": body, "get": EVERY_KIND["get"]}), tmp_path)
+    assert "steps[0].actions[0].ms" in msg, msg
+
+
 def test_published_schema_completes_fault_rules() -> None:
     defs = json_schema()["$defs"]
     fault = defs["FaultStep"]["properties"]

@@ -1,6 +1,6 @@
 """Fault injection: rules that make the emulator misbehave on command.
 
-    rules.py       a rule as written (match, action, trigger, set, enabled), validated; a patch to it
+    rules.py       a rule as written (match, action or actions, trigger, set, enabled), validated; a patch to it
     actions.py     what an action kind is: a model, a stage, an apply; the registry
     transport.py   kinds below HTTP: latency, bandwidth, hang, drop, reset, refuse, down, truncate, slow_body
                    (the last two, and latency and bandwidth, with a direction), discovery

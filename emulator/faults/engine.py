@@ -1,7 +1,7 @@
 """The fault engine: which rules a request matches, which of them fire, and the plan they make.
 
     request line ─> RequestInfo ─> candidate rules (cached per verb+path) ─> triggers ─> Plan
-                                                                                   (delay, one action)
+                                                                     (delays, caps, one action per stage)
 
 The engine decides; it never touches a socket or a response. The socket layer evaluates one
 plan per request as it arrives and carries out its connection and response-bytes stages; the
@@ -20,6 +20,13 @@ request before the app, so it acts alone, and only when no earlier rule took a s
 terminal rule that finds its stage taken, or the request cut, is shadowed: its match counter and
 random sequence advance, but it is not counted as fired; the traffic log names it under
 ``shadowed`` (the rules that acted under ``rules``).
+
+A rule with several ``actions`` is those actions as rules of the same match and trigger, in
+its place in the order, firing together: one trigger decision, each action shaping or taking
+its stage as above, in the order written. It counts one firing and is named once under
+``rules`` when any of its actions acted; an action whose stage an earlier rule took is shadowed,
+so the rule is named under ``shadowed`` too (and only there, not counted as fired, when none
+of its actions could act).
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.
@@ -138,7 +145,7 @@ def fire_limit(spec: RuleSpec) -> int | None:
     t = spec.trigger
     if t.count is not None:
         return t.count
-    if not spec.action.repeats and t.every == 1 and t.probability == 1.0:
+    if not all(a.repeats for a in spec.all_actions) and t.every == 1 and t.probability == 1.0:
         return 1
     return None
 
@@ -165,7 +172,8 @@ class FaultRule:
             self.seed = seed
             self._rng = random.Random(seed)
             self._jitter_rng = random.Random(f"{seed}:jitter")
-        self._datagram = spec.action.stage == "datagram"
+        self.actions: tuple[FaultAction, ...] = spec.all_actions
+        self._datagram = self.actions[0].stage == "datagram"  # a rule's actions are all of one transport
         self._limit = fire_limit(spec)
 
     @property
@@ -208,16 +216,16 @@ class FaultRule:
             return False
         return self._limit is None or self.fired < self._limit
 
-    def fired_now(self, action: FaultAction) -> None:
-        """Count a firing (caller holds the set's lock); an outage keeps the rule quiet for its window."""
+    def fired_now(self, hold_s: float = 0.0) -> None:
+        """Count a firing (caller holds the set's lock); an outage (``hold_s``, the longest of the
+        actions that acted) keeps the rule quiet for its window."""
         self.fired += 1
-        hold = action.hold_s()
-        if hold:
-            self._quiet_until = time.monotonic() + hold
+        if hold_s:
+            self._quiet_until = time.monotonic() + hold_s
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id}
-        d.update(self.spec.model_dump(mode="json"))
+        d.update(self.spec.as_written())
         d.update(matched=self.matched, fired=self.fired, created_s=self.created_s, seed=self.seed)
         return d
 
@@ -235,7 +243,7 @@ class FaultRule:
         self._owner.remove(self.id, missing_ok=True)
 
     def __repr__(self) -> str:
-        return f"<FaultRule {self.id} {self.spec.name or ''} {self.spec.action.kind} fired={self.fired}>"
+        return f"<FaultRule {self.id} {self.spec.name or ''} {self.spec.kinds} fired={self.fired}>"
 
 
 class FaultSet:
@@ -285,7 +293,7 @@ class FaultSet:
 
     def outage_until(self) -> float:
         """Until when (monotonic s) an enabled rule's own outage window is open; 0 when none is."""
-        return max((r._quiet_until for r in self._rules if r.spec.enabled and r.spec.action.hold_s()), default=0.0)
+        return max((r._quiet_until for r in self._rules if r.spec.enabled and any(a.hold_s() for a in r.actions)), default=0.0)
 
     def _set_rules(self, rules: list[FaultRule]) -> None:
         """Install a new rule list and an empty candidate cache for it (caller holds the lock)."""
@@ -300,12 +308,16 @@ class FaultSet:
         action: dict | str | None = None,
         trigger: dict | None = None,
         name: str | None = None,
+        actions: list | None = None,
     ) -> FaultRule:
-        """Add a rule, from one dict/RuleSpec or from keywords; returns the live rule."""
+        """Add a rule, from one dict/RuleSpec or from keywords (``action=`` or ``actions=``);
+        returns the live rule."""
         if rule is None:
-            if action is None:
-                raise FaultRuleError([("action", "required")])
-            data: dict[str, Any] = {"action": action}
+            data: dict[str, Any] = {}
+            if action is not None:
+                data["action"] = action
+            if actions is not None:
+                data["actions"] = actions
             if match is not None:
                 data["match"] = match
             if trigger is not None:
@@ -313,8 +325,8 @@ class FaultSet:
             if name is not None:
                 data["name"] = name
             rule = data
-        elif any(v is not None for v in (match, action, trigger, name)):
-            raise TypeError("pass either one rule or match=/action=/trigger=/name=, not both")
+        elif any(v is not None for v in (match, action, actions, trigger, name)):
+            raise TypeError("pass either one rule or match=/action=/actions=/trigger=/name=, not both")
         spec = parse_rule(rule)
         with self._lock:
             live = FaultRule(f"r{next(self._ids)}", spec, self.clock.now(), self.seed, self)
@@ -442,12 +454,20 @@ class FaultSet:
                     continue
                 if plan is None:
                     plan = Plan()
-                action = rule.spec.action
-                if not action.terminal:
-                    action.shape(plan, rule._jitter_rng)
-                elif not plan.take(action):  # shadowed by an earlier terminal rule
+                acted = shadowed = False
+                hold = 0.0
+                for action in rule.actions:  # as rules of one match and trigger, in the order written
+                    if not action.terminal:
+                        action.shape(plan, rule._jitter_rng)
+                    elif not plan.take(action):  # shadowed by an earlier terminal rule
+                        shadowed = True
+                        continue
+                    else:
+                        hold = max(hold, action.hold_s())
+                    acted = True
+                if shadowed:
                     plan.shadowed.append(rule.name)
-                    continue
-                rule.fired_now(action)
-                plan.fired.append(rule.name)
+                if acted:
+                    rule.fired_now(hold)
+                    plan.fired.append(rule.name)
         return plan

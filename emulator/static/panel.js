@@ -248,9 +248,15 @@
     setText(row.querySelector(".rule-name"), rule.name || "");
     setText(row.querySelector(".match"), summary(rule.match));
     const action = row.querySelector(".action");
-    const params = actionSummary(rule.action);
-    if (action.textContent !== `${rule.action.kind} ${params}`) {
-      action.replaceChildren(el("b", { text: rule.action.kind }), ` ${params}`);
+    const nodes = [];
+    for (const one of rule.actions || [rule.action]) {  // a rule's several actions: "latency ms=500 + bad_json"
+      const params = actionSummary(one);
+      if (nodes.length) nodes.push(" + ");
+      nodes.push(el("b", { text: one.kind }));
+      if (params) nodes.push(` ${params}`);
+    }
+    if (action.textContent !== nodes.map((node) => (typeof node === "string" ? node : node.textContent)).join("")) {
+      action.replaceChildren(...nodes);
     }
     setText(row.querySelector(".trigger"), triggerSummary(rule));
     setText(row.querySelector(".matched"), String(rule.matched));
@@ -312,8 +318,11 @@
     return types[0] || "string";
   }
 
+  const actionProp = cfg.schema.properties.action;  // the union of kinds, or "that union or null"
+  const kindMap = (actionProp.discriminator || (actionProp.anyOf || []).find((part) => part.discriminator).discriminator).mapping;
+
   function kindDef(kind) {
-    const ref = cfg.schema.properties.action.discriminator.mapping[kind];
+    const ref = kindMap[kind];
     return defs[ref.split("/").pop()];
   }
 

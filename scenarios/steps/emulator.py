@@ -1,7 +1,7 @@
 """Steps on the emulator: fault rules (the emulator's own rule model), its state, its logs.
 
-A ``fault`` step is a rule exactly as :mod:`emulator.faults` defines it (``match``, ``action``,
-``trigger``, ``name``), validated by that model and its cross-field checks; the scenario adds
+A ``fault`` step is a rule exactly as :mod:`emulator.faults` defines it (``match``, ``action``
+or ``actions``, ``trigger``, ``name``), validated by that model and its cross-field checks; the scenario adds
 only what needs the scenario: the member exists for the device type, the emulator serves the
 device, and at the end the rule must have fired (``fired``, ``may_not_fire``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from emulator.faults.rules import Action, FaultRuleError, Match, RuleSpec, Trigger, parse_rule
 from scenarios.names import DEVICE_TYPES, check_url_member
@@ -24,10 +24,16 @@ if TYPE_CHECKING:
 class FaultStep(Step):
     """Add a fault rule; at the end it must have fired (at least once, unless ``fired`` or ``may_not_fire`` say otherwise)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["action"]}, {"required": ["actions"]}]})
+
     do: Literal["fault"]
     name: str | None = Field(None, description="Name of the rule in the traffic log (default: the step's label)")
     match: Match = Field(default_factory=Match, description="Which requests the rule looks at")
-    action: Action = Field(..., description="What it does to them: kind and that kind's parameters")  # type: ignore[valid-type]
+    # not Optional: TOML has no null, and the schema keeps the plain union of kinds
+    action: Action = Field(None, description="What it does to them: kind and that kind's parameters (or 'actions')")  # type: ignore[valid-type]
+    actions: list[Action] | None = Field(  # type: ignore[valid-type]
+        None, description="Several actions acting together, at most one per stage (instead of 'action')"
+    )
     trigger: Trigger = Field(default_factory=Trigger, description="When a matching request makes it fire")
     fired: int | None = Field(None, ge=0, description="Exactly this many firings by the end (default: at least 1)")
     may_not_fire: bool = Field(False, description="Allow the rule never to fire")
@@ -45,9 +51,9 @@ class FaultStep(Step):
     def _rule(self) -> "FaultStep":
         """The emulator's own checks across the rule's parts, so a rule it would refuse fails at load time."""
         try:
-            self._spec = parse_rule(
-                {"name": self.name or self.label, "match": self.match, "action": self.action, "trigger": self.trigger}
-            )
+            rule = {"name": self.name or self.label, "match": self.match, "trigger": self.trigger}
+            rule.update({k: v for k, v in (("action", self.action), ("actions", self.actions)) if v is not None})
+            self._spec = parse_rule(rule)
         except FaultRuleError as exc:
             raise ValueError("; ".join(m if f == "(rule)" else f"{f}: {m}" for f, m in exc.errors)) from None
         return self
@@ -58,10 +64,10 @@ class FaultStep(Step):
         return self._spec
 
     def describe(self) -> str:
-        params = self.action.model_dump(exclude={"kind"})
+        what = " + ".join(f"{a.kind}{a.model_dump(exclude={'kind'}) or ''}" for a in self.spec.all_actions)
         match = self.match.model_dump(exclude_none=True)
         trigger = self.trigger.model_dump(exclude_defaults=True)
-        return f"fault {self.action.kind}{params or ''} on {match or 'everything'}{' ' + str(trigger) if trigger else ''}"
+        return f"fault {what} on {match or 'everything'}{' ' + str(trigger) if trigger else ''}"
 
     def check_refs(self, scope: Scope) -> None:
         m = self.match
@@ -72,7 +78,7 @@ class FaultStep(Step):
         rule = run.emu.faults.add(self.spec)
         key = self.label or f"#{len(run.faults)}"
         run.faults[key] = rule
-        run.at_end(lambda: self._check_fired(run, f"fault {key!r} ({self.action.kind})", rule.fired))  # read at the end
+        run.at_end(lambda: self._check_fired(run, f"fault {key!r} ({self.spec.kinds})", rule.fired))  # read at the end
         return f"ok (rule {rule.id})"
 
     def _check_fired(self, run: "Run", where: str, n: int) -> None:

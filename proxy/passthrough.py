@@ -51,6 +51,7 @@ from proxy.upstream import AnswerReader, ProtocolError, Upstream, request_bytes
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/emulator/"
+_CONTROL_PREFIX_BYTES = CONTROL_PREFIX.encode()
 #: The one path outside CONTROL_PREFIX the proxy answers itself, to GET only (the web panel;
 #: any other method on it is forwarded); left to the worker path, which knows the method.
 PANEL_ROOT = "/"
@@ -91,6 +92,7 @@ class QuickParser:
 
     def __init__(self) -> None:
         self._blocks: dict[bytes, tuple[dict[str, str], str] | None] = {}
+        self._const: dict[str, Any] | None = None
 
     def parse(self, channel: Any, data: bytes) -> tuple[Any, str, bytes] | None:
         """A waitress request for ``data``, its end-to-end header lines (a PUT's own
@@ -103,7 +105,7 @@ class QuickParser:
         if line is None:
             return None
         uri = line.group(2)
-        if b"%" in uri or b"#" in uri or uri[:2] == b"//" or uri.startswith(CONTROL_PREFIX.encode()):
+        if b"%" in uri or b"#" in uri or uri[:2] == b"//" or uri.startswith(_CONTROL_PREFIX_BYTES):
             return None
         block = data[at + 2 : end]
         known = self._blocks.get(block, False)
@@ -124,12 +126,9 @@ class QuickParser:
         request = channel.parser_class(channel.adj)
         request_uri = uri.decode("latin-1")
         path, _, query = request_uri.partition("?")
-        request.first_line = data[:at]
-        request.headers = dict(headers)
-        request.command, request.version, request.request_uri = command, "1.1", request_uri
-        request.proxy_scheme = request.proxy_netloc = request.fragment = ""
-        request.path, request.query = path, query
-        request.url_scheme = channel.adj.url_scheme
+        fields = request.__dict__
+        fields.update(self._constant(channel.adj))  # what waitress's parser sets alike for all of these
+        fields.update(first_line=data[:at], headers=dict(headers), command=command, request_uri=request_uri, path=path, query=query)
         body = b""
         if length:
             body = data[end + 4 :]
@@ -137,8 +136,14 @@ class QuickParser:
             request.body_rcv = FixedStreamReceiver(length, OverflowableBuffer(channel.adj.inbuf_overflow))
             request.body_rcv.received(body)
             forwarded = f"{forwarded}Content-Length: {length}\r\n"
-        request.headers_finished = request.completed = True
         return request, forwarded, body
+
+    def _constant(self, adj: Any) -> dict[str, Any]:
+        const = self._const
+        if const is None or const["adj"] is not adj:
+            const = self._const = {"adj": adj, "version": "1.1", "proxy_scheme": "", "proxy_netloc": "", "fragment": "",
+                                   "url_scheme": adj.url_scheme, "headers_finished": True, "completed": True}
+        return const
 
     @staticmethod
     def _block(block: bytes) -> tuple[dict[str, str], str] | None:

@@ -112,13 +112,27 @@ class AnswerReader:
                 return self._finish(buf[self._pos:], b"")
             raise ConnectionResetError("the upstream closed the connection")
         if not buf:
-            buf = data  # the usual case: a whole answer in one read, no copy
+            if self._mode == "head":  # the usual case: the head (and often the body) in one read
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    self._head(data[:end].decode("latin-1"))
+                    if self._mode == "length":
+                        stop = end + 4 + self._need
+                        if len(data) >= stop:
+                            return self._finish(data[end + 4 : stop], data[stop:])
+                    self.buf, self._pos = data, end + 4
+                    return self._run()
+            buf = data  # no copy
         else:
             if type(buf) is bytes:
                 buf = bytearray(buf)
             buf += data  # amortised: a large answer in many reads is copied once
         self.buf = buf
-        pos = self._pos
+        return self._run()
+
+    def _run(self) -> bool:
+        """Parse on from ``_pos`` as far as ``buf`` goes."""
+        buf, pos = self.buf, self._pos
         while True:
             mode = self._mode
             if mode == "length":
@@ -158,42 +172,16 @@ class AnswerReader:
         return False
 
     def _head(self, head: str) -> None:
-        status_line, _, rest = head.partition("\r\n")
-        version, _, tail = status_line.partition(" ")
-        code_text, _, reason = tail.partition(" ")
-        if not version.startswith("HTTP/1.") or not code_text.isdigit():
-            raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
-        status = int(code_text)
-        if status < 200 and status != 101:
+        known = _HEADS.get(head)
+        if known is None:
+            known = _parse_head(head)
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[head] = known
+        if known is _INTERIM:
             return  # 100 Continue and other interim answers: the real one follows (mode stays "head")
-        headers: list[tuple[str, str]] = []
-        length = None
-        chunked = False
-        close = version == "HTTP/1.0"
-        lines = _LINES
-        for line in rest.split("\r\n") if rest else ():
-            parsed = lines.get(line)
-            if parsed is None:
-                name, sep, value = line.partition(":")
-                if not sep:
-                    raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
-                name = name.strip()
-                parsed = (name, value.strip(), name.lower())
-                if len(lines) >= _LINES_MAX:
-                    lines.clear()
-                lines[line] = parsed
-            name, value, low = parsed
-            if low == "content-length":
-                if not value.isdigit():
-                    raise ProtocolError(f"Content-Length {value!r}")
-                length = int(value)
-            elif low == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif low == "connection":
-                tokens = {t.strip().lower() for t in value.split(",")}
-                close = "close" in tokens or (close and "keep-alive" not in tokens)
-            headers.append((name, value))
-        self.answer = Answer(status, reason, headers, b"")
+        status, reason, headers, length, chunked, close = known
+        self.answer = Answer(status, reason, list(headers), b"")
         self.keep = not close
         if self.method == "HEAD" or status in (204, 304) or status < 200:
             self._mode, self._need = "length", 0
@@ -210,6 +198,54 @@ class AnswerReader:
         self.buf = b""
         self.done = True
         return True
+
+
+_INTERIM: tuple = ()
+#: Whole answer heads seen, parsed: the same head comes back for every read of a member within
+#: a second (its Date), so most answers are parsed by one lookup (bounded).
+_HEADS: dict[str, tuple] = {}
+_HEADS_MAX = 256
+
+
+def _parse_head(head: str) -> tuple:
+    """(status, reason, headers, Content-Length or None, chunked, close) of an answer head, or
+    ``_INTERIM`` for a 1xx answer that another follows."""
+    status_line, _, rest = head.partition("\r\n")
+    version, _, tail = status_line.partition(" ")
+    code_text, _, reason = tail.partition(" ")
+    if not version.startswith("HTTP/1.") or not code_text.isdigit():
+        raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+    status = int(code_text)
+    if status < 200 and status != 101:
+        return _INTERIM
+    headers: list[tuple[str, str]] = []
+    length = None
+    chunked = False
+    close = version == "HTTP/1.0"
+    lines = _LINES
+    for line in rest.split("\r\n") if rest else ():
+        parsed = lines.get(line)
+        if parsed is None:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise ProtocolError(f"a header line without a colon: {line[:80]!r}")
+            name = name.strip()
+            parsed = (name, value.strip(), name.lower())
+            if len(lines) >= _LINES_MAX:
+                lines.clear()
+            lines[line] = parsed
+        name, value, low = parsed
+        if low == "content-length":
+            if not value.isdigit():
+                raise ProtocolError(f"Content-Length {value!r}")
+            length = int(value)
+        elif low == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+        elif low == "connection":
+            tokens = {t.strip().lower() for t in value.split(",")}
+            close = "close" in tokens or (close and "keep-alive" not in tokens)
+        headers.append((name, value))
+    return status, reason, tuple(headers), length, chunked, close
 
 
 class _Conn:

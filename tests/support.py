@@ -8,6 +8,7 @@ sys.path (as the astra tests already rely on for test_astra_support). Holds no t
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from typing import Any, Callable
@@ -65,3 +66,12 @@ def run_on_a_terminal(args: list[str], timeout: float = 60.0, **popen: Any) -> t
         os.close(main)
         code = proc.wait(timeout=timeout)
     return code, b"".join(chunks).decode(errors="replace")
+
+
+def refused(port: int) -> bool:
+    """Whether a TCP connection to 127.0.0.1:``port`` is refused now (an outage's window)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True

@@ -14,7 +14,7 @@ from alpaca.safetymonitor import SafetyMonitor
 from alpaca.telescope import Telescope
 
 from emulator import Emulator
-from support import wait_for as _wait_for
+from support import refused as _refused, wait_for as _wait_for
 
 CONFIG = {"devices": [{"type": "safetymonitor"}, {"type": "camera"}, {"type": "telescope"}]}
 
@@ -236,10 +236,3 @@ def test_stop_during_refuse_releases_the_port():
     probe.listen(1)
     probe.close()
 
-
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except ConnectionRefusedError:
-        return True

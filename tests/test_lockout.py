@@ -21,7 +21,7 @@ from alpaca.telescope import Telescope
 
 from emulator import Emulator
 from proxy import Proxy
-from support import wait_for
+from support import refused as _refused, wait_for
 from test_cli import REPO, read_until, spawn, stop
 
 CONFIG = {"devices": [{"type": "telescope", "connected": True}]}
@@ -86,14 +86,6 @@ class Poller:
         self._stop.set()
         self._thread.join(10)
         assert not self._thread.is_alive()
-
-
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return False
-    except ConnectionRefusedError:
-        return True
 
 
 def _port_free(port: int) -> bool:

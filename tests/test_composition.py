@@ -173,7 +173,7 @@ def test_one_rule_with_latency_truncate_and_bad_json_is_the_three_rules():
         three, t0, first, t1 = _late_cut_broken(url)
         assert three == expected
         assert first - t0 >= 0.3
-        assert 200 in poller.answered_between(t0 + 0.05, t0 + 0.25)  # the control port answered while the rules held it
+        assert 200 in poller.answered_between(t0, first)  # the control port answered while the rules held the request
         entry = emu.traffic.entries(device_type="management")[-1]
         assert (entry.rules, entry.shadowed, entry.outcome) == (["latency", "truncate", "bad_json"], [], "truncated")
         assert [(r.matched, r.fired) for r in emu.faults.list()] == [(1, 1)] * 3
@@ -186,7 +186,7 @@ def test_one_rule_with_latency_truncate_and_bad_json_is_the_three_rules():
         one, t0, first, t1 = _late_cut_broken(url)
         assert one == three
         assert first - t0 >= 0.3
-        assert 200 in poller.answered_between(t0 + 0.05, t0 + 0.25)
+        assert 200 in poller.answered_between(t0, first)
         entry = emu.traffic.entries(device_type="management")[-1]
         assert (entry.rules, entry.shadowed, entry.outcome) == (["bad link"], [], "truncated")
         served = requests.get(f"{emu.control_url}/traffic", params={"rule": "bad link"}, timeout=5).json()

@@ -26,7 +26,7 @@ its place in the order, firing together: one trigger decision, each action shapi
 its stage as above, in the order written. It counts one firing and is named once under
 ``rules`` when any of its actions acted; an action whose stage an earlier rule took is shadowed,
 so the rule is named under ``shadowed`` too (and only there, not counted as fired, when none
-of its actions could act).
+of its actions could act). Its ``count`` (and an outage's fire-once limit) counts those firings.
 
 Durations inside actions (``ms``, ``max_s``, ``duration_s``, ``bytes_per_s``) are wall-clock,
 because clients time out on real clocks; only trigger windows use the simulation clock.

@@ -66,6 +66,9 @@ _wsgi_environment = WSGITask.get_environment
 _http_received = HTTPChannel.received
 _http_service = HTTPChannel.service
 _LINGER_RST = struct.pack("ii", 1, 0)
+#: An answer whose whole body comes in one write of at most this many bytes leaves with its head in
+#: one send(); a larger body (an ImageArray) goes as waitress sends it, not copied.
+ONE_SEND_MAX = 16384
 
 
 class _Ctx:
@@ -367,6 +370,23 @@ class FaultTask(WSGITask):
                 elif not entry.answered(self.status, data):
                     entry.error_number = _error_number(self.response_headers, data)
             self.channel.server.layer.finish(ctx)
+        if (
+            not self.wrote_header
+            and data
+            and len(data) == self.content_length
+            and len(data) <= ONE_SEND_MAX
+            and self.complete
+            and self.has_body
+        ):
+            # waitress's send_bytes is 1, so its write() flushes the head in one send() and the body
+            # in another, and the client often reads them apart; the whole answer is here, so both
+            # go in one. (A streamed answer, a bodiless one, or the head alone before a paced body
+            # (slow_body, bandwidth) takes waitress's path.)
+            head = self.build_response_header()
+            self.wrote_header = True
+            self.content_bytes_written += len(data)
+            self.channel.write_soon(head + data)
+            return
         _wsgi_write(self, data)
 
     # -- the ReplyOut of a response-bytes action -----------------------------------------------------

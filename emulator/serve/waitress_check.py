@@ -58,6 +58,9 @@ CLASS_ATTRIBUTES: tuple[tuple[Any, str, str], ...] = (
     (task.WSGITask, "build_response_header", "the proxy's fast path frames its answer as waitress does"),
     (task.WSGITask, "start", "the proxy's fast path frames its answer as waitress does"),
     (task.WSGITask, "has_body", "the proxy's fast path frames its answer as waitress does"),
+    # FaultTask.write sends a small answer's head and body in one send()
+    (task.WSGITask, "wrote_header", "a small answer's head and body leave in one send()"),
+    (task.WSGITask, "content_bytes_written", "a small answer's head and body leave in one send()"),
 )
 INSTANCE_ATTRIBUTES: tuple[tuple[Any, str, str], ...] = (
     (wasyncore.dispatcher, "_fileno", "a closed channel is not closed again"),

@@ -114,23 +114,10 @@ def test_start_timeline_moves_the_date_not_the_simulated_seconds():
         assert abs((clock.utcnow() - (night + timedelta(hours=1))).total_seconds()) < 60
 
 
-def test_a_scenarios_night_starts_with_its_timeline(tmp_path):
-    """start_utc is the UTC at the first step, however long set-up took (two device processes,
-    then a step that reads the mount's UTCDate; 100000 simulated s per wall s make it a clock)."""
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_text
-
-    text = '''
-[[scenario]]
-name = "night-starts-at-t0"
-description = "the UTC at the timeline's first step is start_utc"
-timeout_s = 30
-[scenario.emulator]
-time_scale = 100000
-start_utc = "2026-01-15T16:15:00Z"
+_TWO_SPAWNED = '''
 [[scenario.devices]]
-name = "mount"
-type = "Telescope"
+name = "{first}"
+type = "{first_type}"
 start_method = "spawn"
 [[scenario.devices]]
 name = "weather"
@@ -138,14 +125,38 @@ type = "SafetyMonitor"
 start_method = "spawn"
 [[scenario.steps]]
 do = "get"
-device = "mount"
-member = "UTCDate"
-expect = { ok = true }
+device = "{first}"
+member = "{member}"
+expect = {{ ok = true }}
 '''
-    (scenario,) = load_text(text, "night.toml")
-    verdict = run_scenario(scenario, "night.toml")
+
+
+def _first_step_of(head: str, first: str, first_type: str, member: str):
+    """Run a scenario (``head`` plus two spawned device processes, whose set-up outlasts the
+    runner's own steps, and one step reading ``first``.``member``): that step's timeline entry."""
+    from scenarios.runner import run_scenario
+    from scenarios.schema import load_text
+
+    text = head + _TWO_SPAWNED.format(first=first, first_type=first_type, member=member)
+    (scenario,) = load_text(text, "t0.toml")
+    verdict = run_scenario(scenario, "t0.toml")
     assert verdict.passed, verdict.report()
-    step = next(e for e in verdict.timeline if "UTCDate" in e.text)
+    return next(e for e in verdict.timeline if member in e.text)
+
+
+def test_a_scenarios_night_starts_with_its_timeline():
+    """start_utc is the UTC at the first step, however long set-up took (two device processes,
+    then a step that reads the mount's UTCDate; 100000 simulated s per wall s make it a clock)."""
+    head = '''
+[[scenario]]
+name = "night-starts-at-t0"
+description = "the UTC at the timeline's first step is start_utc"
+timeout_s = 30
+[scenario.emulator]
+time_scale = 100000
+start_utc = "2026-01-15T16:15:00Z"
+'''
+    step = _first_step_of(head, "mount", "Telescope", "UTCDate")
     # alpyca hands back a datetime in local time: read its fields, then its zone's offset
     import re
 
@@ -162,10 +173,7 @@ def test_a_scenarios_weather_timeline_counts_from_its_first_step():
     """A weather timeline's at_s counts from the timeline's first step in a scenario, not from
     the emulator's start: set-up (two spawned device processes, over 100 ms) moves nothing. CloudCover rises 1 % per
     1000 simulated s, i.e. per 10 wall ms at this scale, so its reading is a clock."""
-    from scenarios.runner import run_scenario
-    from scenarios.schema import load_text
-
-    text = '''
+    head = '''
 [[scenario]]
 name = "weather-starts-at-t0"
 description = "a weather timeline counts from the timeline's first step"
@@ -178,23 +186,7 @@ update_interval_s = 0
 timeline = [{ at_s = 0, CloudCover = 0.0 }, { at_s = 100000, CloudCover = 100.0 }]
 [[scenario.emulator.devices]]
 type = "safetymonitor"
-[[scenario.devices]]
-name = "station"
-type = "ObservingConditions"
-start_method = "spawn"
-[[scenario.devices]]
-name = "weather"
-type = "SafetyMonitor"
-start_method = "spawn"
-[[scenario.steps]]
-do = "get"
-device = "station"
-member = "CloudCover"
-expect = { ok = true }
 '''
-    (scenario,) = load_text(text, "weather.toml")
-    verdict = run_scenario(scenario, "weather.toml")
-    assert verdict.passed, verdict.report()
-    step = next(e for e in verdict.timeline if "CloudCover" in e.text)
+    step = _first_step_of(head, "station", "ObservingConditions", "CloudCover")
     elapsed = float(step.outcome.split("returned ", 1)[1].split(" after")[0]) / 100  # wall s since t = 0
     assert -0.001 <= elapsed <= (step.end - step.start) + 0.02, (elapsed, step)

@@ -23,6 +23,8 @@ from datetime import datetime
 
 import numpy as np
 
+from emulator.sim.devices.telescope import gmst_hours, hadec_to_altaz
+
 #: Catalogue depth: every tile holds its stars to this magnitude (fainter ones drown in any sky).
 CATALOGUE_MAG = 19.5
 #: Height of a declination band (degrees).
@@ -155,8 +157,8 @@ def _days(utc: datetime) -> float:
 
 
 def gmst_deg(utc: datetime) -> float:
-    """Greenwich mean sidereal time in degrees."""
-    return (280.46061837 + 360.98564736629 * _days(utc)) % 360.0
+    """Greenwich mean sidereal time in degrees (the mount's own, so the sky agrees with SiderealTime)."""
+    return gmst_hours(utc) * 15.0
 
 
 def _ecliptic_to_equatorial(lon_deg: float, lat_deg: float, days: float) -> tuple[float, float]:
@@ -190,12 +192,7 @@ def moon_radec(utc: datetime) -> tuple[float, float]:
 
 def altaz(ra_deg: float, dec_deg: float, utc: datetime, lat_deg: float, lon_deg: float) -> tuple[float, float]:
     """Altitude and azimuth (degrees, azimuth from north through east) of (ra, dec) at the site."""
-    ha = math.radians(gmst_deg(utc) + lon_deg - ra_deg)
-    d, p = math.radians(dec_deg), math.radians(lat_deg)
-    sin_alt = math.sin(d) * math.sin(p) + math.cos(d) * math.cos(p) * math.cos(ha)
-    alt = math.asin(max(-1.0, min(1.0, sin_alt)))
-    az = math.atan2(-math.cos(d) * math.sin(ha), math.sin(d) * math.cos(p) - math.cos(d) * math.sin(p) * math.cos(ha))
-    return math.degrees(alt), math.degrees(az) % 360.0
+    return hadec_to_altaz((gmst_deg(utc) + lon_deg - ra_deg) / 15.0, dec_deg, lat_deg)
 
 
 def separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:

@@ -102,6 +102,18 @@ def _pixel_profile(centre: float, sigma: float, first: int, last: int) -> np.nda
     return 0.5 * np.diff(np.asarray(edges))
 
 
+def _apply_bayer(electrons: np.ndarray, spec: FrameSpec) -> None:
+    """Weight an unbinned mono subframe ``[x, y]`` by the colour filter array's response, in place
+    and in ``electrons``' own precision (a binned or colour frame is left as it is)."""
+    if spec.bayer is None or spec.planes != 1 or spec.bin_x != 1 or spec.bin_y != 1:
+        return
+    nx, ny = electrons.shape
+    px = (np.arange(nx) + spec.start_x + spec.bayer_offset[0]) % 2
+    py = (np.arange(ny) + spec.start_y + spec.bayer_offset[1]) % 2
+    response = np.asarray(spec.bayer, dtype=electrons.dtype).reshape(2, 2)  # [x % 2, y % 2]
+    electrons *= response[px[:, None], py[None, :]]
+
+
 def render_frame(stars: StarField, spec: FrameSpec, rng: np.random.Generator) -> np.ndarray:
     """Render one exposure as Int32 ADU, indexed ``[x, y]`` or ``[x, y, plane]``.
 
@@ -133,11 +145,7 @@ def render_frame(stars: StarField, spec: FrameSpec, rng: np.random.Generator) ->
                 electrons[x0:x1, y0:y1] += total * psf
             else:
                 electrons[x0:x1, y0:y1, :] += (total * psf)[:, :, None] * stars.colour[i, :planes]
-    if spec.bayer is not None and planes == 1 and spec.bin_x == 1 and spec.bin_y == 1:
-        px = (np.arange(nx) + spec.start_x + spec.bayer_offset[0]) % 2
-        py = (np.arange(ny) + spec.start_y + spec.bayer_offset[1]) % 2
-        response = np.asarray(spec.bayer).reshape(2, 2)  # [x % 2, y % 2]
-        electrons *= response[px[:, None], py[None, :]]
+    _apply_bayer(electrons, spec)
     gain = spec.electrons_per_adu
     signal_adu = electrons / gain
     noise_sigma = np.sqrt(electrons / (gain * gain) + spec.read_noise_adu**2)
@@ -259,11 +267,7 @@ def render_sky(image: SkyImage | None, spec: FrameSpec, seed_words: tuple[int, .
         add_stars(electrons, image, spec)
     if planes > 1:  # a colour sensor sees the (grey) sky in every plane
         electrons = np.repeat(electrons[:, :, None], planes, axis=2)
-    if spec.bayer is not None and planes == 1 and spec.bin_x == 1 and spec.bin_y == 1:
-        px = (np.arange(nx) + spec.start_x + spec.bayer_offset[0]) % 2
-        py = (np.arange(ny) + spec.start_y + spec.bayer_offset[1]) % 2
-        response = np.asarray(spec.bayer, dtype=np.float32).reshape(2, 2)
-        electrons *= response[px[:, None], py[None, :]]
+    _apply_bayer(electrons, spec)
     out = np.empty(shape, dtype=np.int32)
     inv_gain = np.float32(1.0 / spec.electrons_per_adu)
     read_var = np.float32(spec.read_noise_adu**2)

@@ -312,21 +312,17 @@ class Camera(Device):
 
     def _render(self, exp: _Exposure) -> np.ndarray:
         c = self.config
-        if exp.train_start is not None:
-            spec = exp.spec
-            if exp.stopped_at is not None:
-                spec = dataclasses.replace(spec, duration=exp.actual_duration)
-            pixels = self._render_sky(exp, spec)
-            pixels.setflags(write=False)
-            return pixels
-        if self._stars is None:
-            self._stars = images.make_star_field(
-                self._seed, self.number, c.width, c.height, c.star_count, c.star_fwhm_px, c.star_flux_max
-            )
         spec = exp.spec
         if exp.stopped_at is not None:
             spec = dataclasses.replace(spec, duration=exp.actual_duration)
-        pixels = images.render_frame(self._stars, spec, images.exposure_rng(self._seed, self.number, exp.number))
+        if exp.train_start is not None:
+            pixels = self._render_sky(exp, spec)
+        else:
+            if self._stars is None:
+                self._stars = images.make_star_field(
+                    self._seed, self.number, c.width, c.height, c.star_count, c.star_fwhm_px, c.star_flux_max
+                )
+            pixels = images.render_frame(self._stars, spec, images.exposure_rng(self._seed, self.number, exp.number))
         pixels.setflags(write=False)
         return pixels
 

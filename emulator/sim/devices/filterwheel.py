@@ -21,7 +21,7 @@ from emulator.sim.devices.base import Device, DeviceConfig, get, put
 from emulator.sim.errors import InvalidValue
 
 
-#: Default throughput by filter name (lowercase, first match of a word in the name).
+#: Default throughput by filter name (the whole name, lowercase, spaces at its ends ignored).
 NAME_THROUGHPUT = {
     "luminance": 1.0, "lum": 1.0, "clear": 1.0, "l": 1.0, "none": 1.0,
     "red": 0.3, "green": 0.3, "blue": 0.3, "r": 0.3, "g": 0.3, "b": 0.3, "v": 0.3,

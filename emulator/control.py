@@ -149,6 +149,12 @@ class _Resource:
             _error(resp, *refused)
         return refused is None
 
+    def body(self, req: falcon.Request, resp: falcon.Response) -> tuple[bool, Any]:
+        """``allowed``, then the JSON body; (False, None) once either has answered the error."""
+        if not self.allowed(req, resp):
+            return False, None
+        return _read_json(req, resp)
+
 
 class FaultsResource(_Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -156,9 +162,7 @@ class FaultsResource(_Resource):
             _send(resp, 200, [r.as_dict() for r in self.emu.faults.list()])
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not self.allowed(req, resp):
-            return
-        ok, doc = _read_json(req, resp)
+        ok, doc = self.body(req, resp)
         if not ok:
             return
         try:
@@ -185,9 +189,7 @@ class FaultResource(_Resource):
             _error(resp, 404, f"no fault rule with id {rule_id!r}")
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, rule_id: str) -> None:
-        if not self.allowed(req, resp):
-            return
-        ok, doc = _read_json(req, resp)
+        ok, doc = self.body(req, resp)
         if not ok:
             return
         try:
@@ -236,9 +238,7 @@ class FaultSetResource(_Resource):
         _send(resp, 200, _set_doc(name, rules))
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        if not self.allowed(req, resp):
-            return
-        ok, doc = _read_json(req, resp)
+        ok, doc = self.body(req, resp)
         if not ok:
             return
         if not isinstance(doc, dict) or set(doc) != {"enabled"} or not isinstance(doc["enabled"], bool):
